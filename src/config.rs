@@ -1,0 +1,315 @@
+//! Configuration of the layer, validated once when it is built.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::algorithm::Algorithm;
+use crate::clock::{Clock, SystemClock};
+use crate::htu::PublicOrigin;
+use crate::key::KeyCache;
+use crate::layer::DpopLayer;
+use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::token::cache::TokenCache;
+use crate::token::TokenValidator;
+
+/// A configuration mistake found by a `build` method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid DPoP configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration the verification pipeline runs with. Built by
+/// [`DpopLayer::builder`]; shared by every clone of the layer.
+pub struct DpopConfig {
+    pub(crate) origins: Vec<PublicOrigin>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    /// The `algs` challenge parameter, computed once.
+    pub(crate) algs_param: String,
+    pub(crate) max_age: Duration,
+    pub(crate) future_leeway: Duration,
+    pub(crate) token_leeway: Duration,
+    pub(crate) max_proof_len: usize,
+    pub(crate) max_token_len: usize,
+    pub(crate) validator: Arc<dyn TokenValidator>,
+    pub(crate) tokens: TokenCache,
+    pub(crate) replay: Arc<dyn ReplayStore>,
+    pub(crate) keys: KeyCache,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for DpopConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopConfig")
+            .field("origins", &self.origins)
+            .field("algorithms", &self.algorithms)
+            .field("max_age", &self.max_age)
+            .field("future_leeway", &self.future_leeway)
+            .field("token_leeway", &self.token_leeway)
+            .field("max_proof_len", &self.max_proof_len)
+            .field("max_token_len", &self.max_token_len)
+            .field("validator", &self.validator)
+            .field("replay", &self.replay)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopConfig {
+    /// The public origins proofs are checked against.
+    #[must_use]
+    pub fn origins(&self) -> &[PublicOrigin] {
+        &self.origins
+    }
+
+    /// The accepted proof algorithms, in the order of the `algs` challenge parameter.
+    #[must_use]
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// How old a proof may be (its `iat` at most this far in the past).
+    #[must_use]
+    pub fn max_proof_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// How far in the future a proof's `iat` may be.
+    #[must_use]
+    pub fn future_leeway(&self) -> Duration {
+        self.future_leeway
+    }
+}
+
+/// Configures a [`DpopLayer`]. Start with [`DpopLayer::builder`].
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`public_origin`](Self::public_origin) | none: required | `htu` is compared with this origin, never with the `Host` header a client controls |
+/// | [`token_validator`](Self::token_validator) | none: required | only you know who issues your tokens |
+/// | [`algorithms`](Self::algorithms) | [`Algorithm::DEFAULT`] | every asymmetric JWS algorithm in common use |
+/// | [`max_proof_age`](Self::max_proof_age) | 60 s | a captured proof is useless after this; long enough for slow networks |
+/// | [`future_leeway`](Self::future_leeway) | 5 s | tolerates client clocks slightly ahead; more lets clients pre-generate proofs |
+/// | [`token_leeway`](Self::token_leeway) | 0 s | `exp` and `nbf` are taken as written |
+/// | [`max_proof_size`](Self::max_proof_size) | 8 KiB | checked before any decoding |
+/// | [`max_token_size`](Self::max_token_size) | 16 KiB | checked before any decoding |
+/// | [`replay_store`](Self::replay_store) | [`MemoryReplayStore`], 1 M entries | one instance; use a shared store for a fleet |
+/// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | imported proof keys, by thumbprint |
+/// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by SHA-256, until `exp` |
+/// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
+/// | [`clock`](Self::clock) | [`SystemClock`] | inject a [`ManualClock`](crate::clock::ManualClock) in tests |
+#[must_use]
+pub struct DpopLayerBuilder {
+    origins: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    max_age: Duration,
+    future_leeway: Duration,
+    token_leeway: Duration,
+    max_proof_len: usize,
+    max_token_len: usize,
+    validator: Option<Arc<dyn TokenValidator>>,
+    replay: Option<Arc<dyn ReplayStore>>,
+    key_cache_capacity: u64,
+    token_cache_capacity: u64,
+    token_cache_max_ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for DpopLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopLayerBuilder")
+            .field("origins", &self.origins)
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DpopLayerBuilder {
+    fn default() -> Self {
+        Self {
+            origins: Vec::new(),
+            algorithms: Algorithm::DEFAULT.to_vec(),
+            max_age: Duration::from_secs(60),
+            future_leeway: Duration::from_secs(5),
+            token_leeway: Duration::ZERO,
+            max_proof_len: 8 * 1024,
+            max_token_len: 16 * 1024,
+            validator: None,
+            replay: None,
+            key_cache_capacity: 10_000,
+            token_cache_capacity: 10_000,
+            token_cache_max_ttl: Duration::from_secs(300),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl DpopLayerBuilder {
+    /// Adds an origin (`scheme://host[:port]`) clients reach this server at. A proof's `htu`
+    /// must equal one of them followed by the request path. Call again to add more.
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins.push(origin.into());
+        self
+    }
+
+    /// Sets the access-token validator (required), for example a
+    /// [`JwtValidator`](crate::token::jwt::JwtValidator).
+    pub fn token_validator(mut self, validator: impl TokenValidator) -> Self {
+        self.validator = Some(Arc::new(validator));
+        self
+    }
+
+    /// Sets the accepted proof algorithms (also the order of the `algs` challenge parameter).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Sets how far in the past a proof's `iat` may be (default 60 s, at most 1 h).
+    pub fn max_proof_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// Sets how far in the future a proof's `iat` may be (default 5 s, at most 5 min).
+    pub fn future_leeway(mut self, leeway: Duration) -> Self {
+        self.future_leeway = leeway;
+        self
+    }
+
+    /// Sets the tolerance applied to the token's `exp` and `nbf` (default 0, at most 5 min).
+    pub fn token_leeway(mut self, leeway: Duration) -> Self {
+        self.token_leeway = leeway;
+        self
+    }
+
+    /// Sets the largest `DPoP` header accepted, in bytes (default 8 KiB, 512 B to 64 KiB).
+    pub fn max_proof_size(mut self, bytes: usize) -> Self {
+        self.max_proof_len = bytes;
+        self
+    }
+
+    /// Sets the largest access token accepted, in bytes (default 16 KiB, 256 B to 64 KiB).
+    pub fn max_token_size(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Sets the replay store (default: a [`MemoryReplayStore`] of 1 M entries).
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets how many imported proof keys are kept (default 10 000; 0 disables the cache).
+    pub fn key_cache_capacity(mut self, keys: u64) -> Self {
+        self.key_cache_capacity = keys;
+        self
+    }
+
+    /// Sets how many validated tokens are kept (default 10 000; 0 disables the cache).
+    pub fn token_cache_capacity(mut self, tokens: u64) -> Self {
+        self.token_cache_capacity = tokens;
+        self
+    }
+
+    /// Sets the longest a validated token is cached, whatever its `exp` (default 5 min).
+    pub fn token_cache_max_ttl(mut self, ttl: Duration) -> Self {
+        self.token_cache_max_ttl = ttl;
+        self
+    }
+
+    /// Sets the time source (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first problem: no origin or an invalid one, no token
+    /// validator, no algorithm, or a window or size outside its bounds.
+    pub fn build(self) -> Result<DpopLayer, ConfigError> {
+        self.build_config().map(DpopLayer::from_config)
+    }
+
+    pub(crate) fn build_config(self) -> Result<DpopConfig, ConfigError> {
+        if self.origins.is_empty() {
+            return Err(ConfigError::new(
+                "no public origin: set the scheme://host[:port] clients use to reach this server",
+            ));
+        }
+        let mut origins = Vec::with_capacity(self.origins.len());
+        for o in &self.origins {
+            let origin: PublicOrigin = o
+                .parse()
+                .map_err(|e| ConfigError::new(format!("public origin {o:?}: {e}")))?;
+            origins.push(origin);
+        }
+        let validator = self
+            .validator
+            .ok_or_else(|| ConfigError::new("no token validator"))?;
+        let mut algorithms = Vec::new();
+        for alg in self.algorithms {
+            if !algorithms.contains(&alg) {
+                algorithms.push(alg);
+            }
+        }
+        if algorithms.is_empty() {
+            return Err(ConfigError::new("the algorithm list is empty"));
+        }
+        check_range("max_proof_age", self.max_age, Duration::from_secs(1), Duration::from_secs(3600))?;
+        check_range("future_leeway", self.future_leeway, Duration::ZERO, Duration::from_secs(300))?;
+        check_range("token_leeway", self.token_leeway, Duration::ZERO, Duration::from_secs(300))?;
+        if !(512..=64 * 1024).contains(&self.max_proof_len) {
+            return Err(ConfigError::new("max_proof_size must be between 512 B and 64 KiB"));
+        }
+        if !(256..=64 * 1024).contains(&self.max_token_len) {
+            return Err(ConfigError::new("max_token_size must be between 256 B and 64 KiB"));
+        }
+        let algs_param = algorithms
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(DpopConfig {
+            origins,
+            algorithms,
+            algs_param,
+            max_age: self.max_age,
+            future_leeway: self.future_leeway,
+            token_leeway: self.token_leeway,
+            max_proof_len: self.max_proof_len,
+            max_token_len: self.max_token_len,
+            validator,
+            tokens: TokenCache::new(self.token_cache_capacity, self.token_cache_max_ttl),
+            replay: self
+                .replay
+                .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
+            keys: KeyCache::new(self.key_cache_capacity),
+            clock: self.clock,
+        })
+    }
+}
+
+fn check_range(name: &str, value: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::new(format!(
+            "{name} must be between {min:?} and {max:?}, not {value:?}"
+        )));
+    }
+    Ok(())
+}

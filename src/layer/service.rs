@@ -1,0 +1,103 @@
+//! The service: runs the pipeline, then calls the inner service or answers the rejection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::config::DpopConfig;
+use crate::error::Error;
+use crate::verify::verify_request;
+
+/// The future returned by [`Dpop`].
+pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+/// The service made by [`DpopLayer`](crate::DpopLayer).
+#[derive(Debug, Clone)]
+pub struct Dpop<S> {
+    inner: S,
+    config: Arc<DpopConfig>,
+}
+
+impl<S> Dpop<S> {
+    pub(crate) fn new(inner: S, config: Arc<DpopConfig>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+fn log_rejection(error: &Error, method: &http::Method, path: &str) {
+    let status = error.status().as_u16();
+    let code = error.error_code().unwrap_or("none");
+    let reason = error.description();
+    match error {
+        Error::Unavailable(_) => {
+            tracing::warn!(target: "tower_dpop", outcome = "unavailable", status, reason, %method, path, "DPoP request refused");
+        }
+        Error::MissingCredentials => {
+            tracing::debug!(target: "tower_dpop", outcome = "rejected", status, error = code, reason, %method, path, "DPoP request rejected");
+        }
+        _ => {
+            tracing::info!(target: "tower_dpop", outcome = "rejected", status, error = code, reason, %method, path, "DPoP request rejected");
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Dpop<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = self.config.clone();
+        // The clone that was polled ready is the one that gets called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            // Behind `Router::nest` the URI is stripped of its prefix: use the original one.
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path(), |o| o.0.path())
+                .to_owned();
+            match verify_request(&config, &parts.method, &path, &parts.headers).await {
+                Ok(verified) => {
+                    tracing::debug!(
+                        target: "tower_dpop",
+                        outcome = "accepted",
+                        alg = verified.algorithm().as_str(),
+                        jkt = %verified.jkt().short(),
+                        method = %parts.method,
+                        path = %path,
+                        "DPoP request accepted"
+                    );
+                    parts.extensions.insert(verified);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(error) => {
+                    log_rejection(&error, &parts.method, &path);
+                    Ok(super::response::rejection(error, &config))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! DPoP (RFC 9449) for Tower and Axum resource servers: accept an access token only from the
+//! client that holds the key it is bound to.
+//!
+//! A stolen bearer token works for anyone. With DPoP the authorization server binds the token
+//! to a client key (`cnf.jkt`, the RFC 7638 thumbprint of the key), and on every request the
+//! client sends `Authorization: DPoP <token>` and a `DPoP` header: a fresh JWT signed by that
+//! key, naming the method, the URI, the time, a unique id and the token's hash. [`DpopLayer`]
+//! checks all of it (RFC 9449 sections 4.3 and 7) and rejects anything else with the right
+//! `WWW-Authenticate: DPoP` challenge; [`DpopAuth`] hands handlers the verified claims.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower_dpop::{token::jwt::JwtValidator, DpopAuth, DpopLayer};
+//!
+//! async fn me(auth: DpopAuth) -> String {
+//!     format!("hello {}", auth.claims["sub"])
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
+//!   "x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
+//!   "y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}]}"#;
+//! let layer = DpopLayer::builder()
+//!     .public_origin("https://api.example.com")
+//!     .token_validator(
+//!         JwtValidator::builder()
+//!             .jwks_json(jwks)
+//!             .issuer("https://as.example.com")
+//!             .build()?,
+//!     )
+//!     .build()?;
+//!
+//! let app: Router = Router::new().route("/me", get(me)).layer(layer);
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is checked, in order
+//!
+//! 1. One `Authorization` and one `DPoP` field, well formed (else 400 `invalid_request`); no
+//!    credentials at all gives a bare 401 challenge.
+//! 2. The proof: size, compact JWS, `typ` `dpop+jwt`, `alg` on the allow-list and fitting the
+//!    `jwk`, a public `jwk`, `jti`, `htm`, `htu`, `iat`, `ath` present and well typed; `htm` and
+//!    `htu` match the request under the configured public origin; `iat` in the window; `ath` is
+//!    the token's hash (401 `invalid_dpop_proof`).
+//! 3. The access token, through a [`TokenValidator`](token::TokenValidator) (cached by hash
+//!    until `exp`), bound with `cnf.jkt` to the proof's key (401 `invalid_token`).
+//! 4. The proof's signature.
+//! 5. The `jti` has not been seen for this key (replay store, asked last; 503 when it cannot
+//!    answer).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod algorithm;
+pub mod clock;
+pub mod config;
+mod error;
+pub mod extract;
+pub mod htu;
+mod jwk;
+mod key;
+pub mod layer;
+pub mod proof;
+pub mod replay;
+pub mod thumbprint;
+pub mod token;
+mod verify;
+
+pub use algorithm::Algorithm;
+pub use config::{ConfigError, DpopConfig, DpopLayerBuilder};
+pub use error::Error;
+pub use extract::{DpopAuth, DpopAuthRejection};
+pub use layer::{Dpop, DpopLayer};
+pub use verify::{verify_request, VerifiedRequest, DPOP};

@@ -1,0 +1,283 @@
+//! Parsing a DPoP proof JWT and checking its form (RFC 9449 sections 4.2 and 4.3).
+//!
+//! Pure functions, no I/O: the compact JWS is split and decoded, the header and the claims
+//! are parsed into typed structs and every structural rule is checked. The signature itself is
+//! checked by [`crate::key`], after the cheaper request checks in [`crate::verify`].
+
+use std::borrow::Cow;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use crate::algorithm::Algorithm;
+use crate::jwk::{PublicJwk, RawJwk};
+
+/// Largest `jti` accepted, in bytes.
+pub const MAX_JTI_LEN: usize = 256;
+
+/// The claims of a verified proof, handed to handlers through the extractor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProofClaims {
+    /// The proof's unique identifier.
+    pub jti: String,
+    /// The HTTP method the proof was made for.
+    pub htm: String,
+    /// The HTTP target URI the proof was made for, as the client wrote it.
+    pub htu: String,
+    /// Creation time, in seconds since the Unix epoch.
+    pub iat: u64,
+    /// Hash of the access token.
+    pub ath: String,
+    /// The server nonce, when the proof carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// A proof split into its parts and base64url-decoded, not yet parsed.
+#[derive(Debug)]
+pub(crate) struct DecodedProof<'p> {
+    /// `header.payload`, the bytes the signature covers.
+    pub(crate) signing_input: &'p str,
+    header_json: Vec<u8>,
+    claims_json: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
+}
+
+/// A reason for `invalid_dpop_proof`.
+pub(crate) type ProofError = &'static str;
+
+/// Splits a compact JWS into three base64url parts and decodes them.
+pub(crate) fn decode(proof: &str) -> Result<DecodedProof<'_>, ProofError> {
+    let mut parts = proof.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("proof is not a compact JWS with three parts");
+    };
+    if h.is_empty() || p.is_empty() || s.is_empty() {
+        return Err("proof is not a compact JWS with three parts");
+    }
+    let signing_input = proof
+        .get(..h.len() + 1 + p.len())
+        .ok_or("proof is not a compact JWS with three parts")?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|_| "proof header is not base64url")?;
+    let claims_json = URL_SAFE_NO_PAD
+        .decode(p)
+        .map_err(|_| "proof payload is not base64url")?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| "proof signature is not base64url")?;
+    Ok(DecodedProof {
+        signing_input,
+        header_json,
+        claims_json,
+        signature,
+    })
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    jwk: Option<RawJwk<'a>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// The checked header of a proof.
+#[derive(Debug)]
+pub(crate) struct ProofHeader<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) jwk: PublicJwk<'a>,
+}
+
+#[derive(Deserialize)]
+struct RawClaims<'a> {
+    #[serde(borrow, default)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    htm: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    htu: Option<Cow<'a, str>>,
+    #[serde(default)]
+    iat: Option<f64>,
+    #[serde(borrow, default)]
+    ath: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    nonce: Option<Cow<'a, str>>,
+}
+
+/// The checked claims of a proof, borrowing from the decoded payload.
+#[derive(Debug)]
+pub(crate) struct Claims<'a> {
+    pub(crate) jti: Cow<'a, str>,
+    pub(crate) htm: Cow<'a, str>,
+    pub(crate) htu: Cow<'a, str>,
+    pub(crate) iat: u64,
+    pub(crate) ath: Cow<'a, str>,
+    pub(crate) nonce: Option<Cow<'a, str>>,
+}
+
+impl Claims<'_> {
+    pub(crate) fn to_owned_claims(&self) -> ProofClaims {
+        ProofClaims {
+            jti: self.jti.clone().into_owned(),
+            htm: self.htm.clone().into_owned(),
+            htu: self.htu.clone().into_owned(),
+            iat: self.iat,
+            ath: self.ath.clone().into_owned(),
+            nonce: self.nonce.clone().map(Cow::into_owned),
+        }
+    }
+}
+
+impl DecodedProof<'_> {
+    /// Parses and checks the JOSE header: `typ`, `alg` (allow-listed, never `none` or MAC),
+    /// `jwk` (public only, consistent with `alg`), no `crit`.
+    pub(crate) fn header(&self, allowed: &[Algorithm]) -> Result<ProofHeader<'_>, ProofError> {
+        let raw: RawHeader<'_> = serde_json::from_slice(&self.header_json)
+            .map_err(|_| "proof header is not a JSON object of the expected form")?;
+        match raw.typ.as_deref() {
+            Some("dpop+jwt") => {}
+            Some(_) => return Err("proof typ is not dpop+jwt"),
+            None => return Err("proof header has no typ"),
+        }
+        let alg = raw.alg.ok_or("proof header has no alg")?;
+        let alg = Algorithm::from_name(&alg)
+            .filter(|a| allowed.contains(a))
+            .ok_or("proof alg is not an accepted asymmetric algorithm")?;
+        if raw.crit.is_some() {
+            return Err("proof header has crit, and no extension is understood");
+        }
+        let jwk = PublicJwk::from_raw(raw.jwk.ok_or("proof header has no jwk")?)?;
+        if !jwk.fits(alg) {
+            return Err("proof alg does not match the jwk key type or curve");
+        }
+        Ok(ProofHeader { alg, jwk })
+    }
+
+    /// Parses the claims and checks that every required claim is present and well typed.
+    pub(crate) fn claims(&self) -> Result<Claims<'_>, ProofError> {
+        let raw: RawClaims<'_> = serde_json::from_slice(&self.claims_json)
+            .map_err(|_| "proof claims are not a JSON object with claims of the right types")?;
+        let jti = raw.jti.ok_or("proof has no jti")?;
+        if jti.is_empty() || jti.len() > MAX_JTI_LEN {
+            return Err("proof jti is empty or too long");
+        }
+        let htm = raw.htm.ok_or("proof has no htm")?;
+        let htu = raw.htu.ok_or("proof has no htu")?;
+        let iat = raw.iat.ok_or("proof has no iat")?;
+        if !(0.0..9.0e15).contains(&iat) {
+            return Err("proof iat is out of range");
+        }
+        // NumericDate may carry a fraction; whole seconds are enough for the window.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let iat = iat.floor() as u64;
+        let ath = raw.ath.ok_or("proof has no ath")?;
+        Ok(Claims {
+            jti,
+            htm,
+            htu,
+            iat,
+            ath,
+            nonce: raw.nonce,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    const JWK: &str = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
+    const CLAIMS: &str = r#"{"jti":"j1","htm":"GET","htu":"https://a.example/x","iat":1700000000,"ath":"fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"}"#;
+
+    fn proof(header: &str, claims: &str) -> String {
+        format!("{}.{}.{}", b64(header), b64(claims), b64("sig"))
+    }
+
+    fn header_err(header: &str) -> ProofError {
+        let p = proof(header, CLAIMS);
+        decode(&p).unwrap().header(&Algorithm::DEFAULT).unwrap_err()
+    }
+
+    fn claims_err(claims: &str) -> ProofError {
+        let h = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{JWK}}}"#);
+        let p = proof(&h, claims);
+        decode(&p).unwrap().claims().unwrap_err()
+    }
+
+    #[test]
+    fn structure() {
+        for bad in ["", "a.b", "a.b.c.d", "..", "a..c", "a.b.", ".b.c", "a.b.c."] {
+            assert!(decode(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(decode("a!.YQ.YQ").unwrap_err(), "proof header is not base64url");
+        assert_eq!(decode("YQ.YQ==.YQ").unwrap_err(), "proof payload is not base64url");
+        let d = decode("YQ.Yg.Yw").unwrap();
+        assert_eq!(d.signing_input, "YQ.Yg");
+        assert_eq!(d.signature, b"c");
+    }
+
+    #[test]
+    fn header_rules() {
+        let cases = [
+            (format!(r#"{{"alg":"ES256","jwk":{JWK}}}"#), "proof header has no typ"),
+            (format!(r#"{{"typ":"JWT","alg":"ES256","jwk":{JWK}}}"#), "proof typ is not dpop+jwt"),
+            (format!(r#"{{"typ":"dpop+jwt","jwk":{JWK}}}"#), "proof header has no alg"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"none","jwk":{JWK}}}"#), "proof alg is not an accepted asymmetric algorithm"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"HS256","jwk":{JWK}}}"#), "proof alg is not an accepted asymmetric algorithm"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"RS384","jwk":{JWK}}}"#), "proof alg is not an accepted asymmetric algorithm"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"ES384","jwk":{JWK}}}"#), "proof alg does not match the jwk key type or curve"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"RS256","jwk":{JWK}}}"#), "proof alg does not match the jwk key type or curve"),
+            (r#"{"typ":"dpop+jwt","alg":"ES256"}"#.to_owned(), "proof header has no jwk"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"ES256","crit":["exp"],"jwk":{JWK}}}"#), "proof header has crit, and no extension is understood"),
+            (format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{JWK}}}"#), "proof header is not a JSON object of the expected form"),
+            (format!(r#"{{"typ":1,"alg":"ES256","jwk":{JWK}}}"#), "proof header is not a JSON object of the expected form"),
+            ("[1,2]".to_owned(), "proof header is not a JSON object of the expected form"),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(header_err(&header), expected, "{header}");
+        }
+        let ok = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{JWK},"kid":"ignored"}}"#);
+        let p = proof(&ok, CLAIMS);
+        let d = decode(&p).unwrap();
+        assert_eq!(d.header(&Algorithm::DEFAULT).unwrap().alg, Algorithm::ES256);
+        assert!(d.header(&[Algorithm::EdDSA]).is_err(), "allow-list is honoured");
+    }
+
+    #[test]
+    fn claim_rules() {
+        let cases = [
+            (r#"{"htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof has no jti"),
+            (r#"{"jti":"","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof jti is empty or too long"),
+            (r#"{"jti":"j","htu":"https://a/","iat":1,"ath":"x"}"#, "proof has no htm"),
+            (r#"{"jti":"j","htm":"GET","iat":1,"ath":"x"}"#, "proof has no htu"),
+            (r#"{"jti":"j","htm":"GET","htu":"https://a/","ath":"x"}"#, "proof has no iat"),
+            (r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":1}"#, "proof has no ath"),
+            (r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":-5,"ath":"x"}"#, "proof iat is out of range"),
+            (r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":"1","ath":"x"}"#, "proof claims are not a JSON object with claims of the right types"),
+            (r#"{"jti":7,"htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof claims are not a JSON object with claims of the right types"),
+            (r#"{"jti":"j","jti":"k","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof claims are not a JSON object with claims of the right types"),
+        ];
+        for (claims, expected) in cases {
+            assert_eq!(claims_err(claims), expected, "{claims}");
+        }
+        let long = format!(
+            r#"{{"jti":"{}","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}}"#,
+            "j".repeat(MAX_JTI_LEN + 1)
+        );
+        assert_eq!(claims_err(&long), "proof jti is empty or too long");
+    }
+}

@@ -1,0 +1,145 @@
+//! Replay protection: each proof `jti` is accepted once per key while the proof is acceptable.
+//!
+//! The layer asks the store only after the proof's signature verified, so an unsigned or
+//! forged proof can never fill it. A store that cannot answer makes the layer reject the request
+//! with 503: a replay is never let through because a backend was down or full.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::thumbprint::Thumbprint;
+
+mod memory;
+
+pub use memory::MemoryReplayStore;
+
+/// The key a proof is remembered under: SHA-256 over the key thumbprint and the `jti`.
+///
+/// Fixed-size whatever the `jti`, and distinct per signing key, so two clients that happen to
+/// pick the same `jti` do not collide.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayKey([u8; 32]);
+
+impl ReplayKey {
+    /// The key for a proof with this thumbprint and `jti`.
+    #[must_use]
+    pub fn new(thumbprint: &Thumbprint, jti: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(thumbprint.as_bytes());
+        h.update(jti.as_bytes());
+        Self(h.finalize().into())
+    }
+
+    /// The 32 bytes of the key.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl Debug for ReplayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReplayKey({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+    }
+}
+
+/// Whether a proof was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First use: the proof is now recorded.
+    First,
+    /// The same key and `jti` were already recorded: a replay.
+    Replay,
+}
+
+/// Why a store could not answer. The layer answers 503 and logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The store holds as many live entries as it may; nothing can be evicted safely.
+    Full,
+    /// The backend failed or timed out.
+    Backend(String),
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full => f.write_str("replay store is full"),
+            Self::Backend(e) => write!(f, "replay store unavailable: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
+/// A store of recently seen proofs.
+///
+/// `check_and_insert` must be atomic: of any number of concurrent calls with the same key,
+/// exactly one may return [`Seen::First`]. An entry must live at least `ttl`; it may then go.
+#[async_trait]
+pub trait ReplayStore: Debug + Send + Sync + 'static {
+    /// Records `key` for `ttl` unless it is already there.
+    async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError>;
+}
+
+#[cfg(test)]
+pub(crate) mod suite {
+    //! One behaviour suite, run against every store.
+    use super::*;
+    use std::sync::Arc;
+
+    fn key(n: u8) -> ReplayKey {
+        ReplayKey([n; 32])
+    }
+
+    pub(crate) async fn first_then_replay(store: &dyn ReplayStore) {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::First));
+        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::Replay));
+        assert_eq!(store.check_and_insert(key(2), ttl).await, Ok(Seen::First));
+    }
+
+    pub(crate) async fn concurrent_same_key_one_winner(store: Arc<dyn ReplayStore>) {
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .check_and_insert(key(9), Duration::from_secs(60))
+                    .await
+            }));
+        }
+        let mut first = 0;
+        for t in tasks {
+            if t.await.unwrap() == Ok(Seen::First) {
+                first += 1;
+            }
+        }
+        assert_eq!(first, 1);
+    }
+
+    pub(crate) async fn entries_expire(store: &dyn ReplayStore) {
+        let ttl = Duration::from_millis(1100);
+        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_depends_on_thumbprint_and_jti() {
+        let t1 = Thumbprint::from_bytes([1; 32]);
+        let t2 = Thumbprint::from_bytes([2; 32]);
+        assert_eq!(ReplayKey::new(&t1, "j"), ReplayKey::new(&t1, "j"));
+        assert_ne!(ReplayKey::new(&t1, "j"), ReplayKey::new(&t2, "j"));
+        assert_ne!(ReplayKey::new(&t1, "j"), ReplayKey::new(&t1, "k"));
+    }
+}

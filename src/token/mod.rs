@@ -1,0 +1,213 @@
+//! Access-token validation: the [`TokenValidator`] trait, the claims it returns, and the
+//! built-in JWT validator.
+//!
+//! The layer calls the validator once per distinct token: valid tokens are cached by the
+//! SHA-256 that `ath` needs anyway (see [`cache`]), until their `exp`. Time claims (`exp`,
+//! `nbf`) are checked by the layer against its [`Clock`](crate::clock::Clock) on every request,
+//! cached or not, so validators only check what does not change with time.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+pub(crate) mod cache;
+pub mod jwt;
+
+/// A validated access token: its claims and the key it is bound to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessToken {
+    /// Always a JSON object.
+    claims: Value,
+    jkt: Option<String>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+}
+
+impl AccessToken {
+    /// Builds the token from its claims (a JWT payload or an introspection response),
+    /// reading `cnf.jkt`, `exp` and `nbf`.
+    ///
+    /// # Errors
+    /// When `cnf`, `cnf.jkt`, `exp` or `nbf` is present but of the wrong type.
+    pub fn from_claims(claims: Map<String, Value>) -> Result<Self, TokenError> {
+        let jkt = match claims.get("cnf") {
+            None => None,
+            Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                None => None,
+                Some(Value::String(jkt)) => Some(jkt.clone()),
+                Some(_) => return Err(TokenError::invalid("cnf.jkt is not a string")),
+            },
+            Some(_) => return Err(TokenError::invalid("cnf is not an object")),
+        };
+        let exp = numeric_date(&claims, "exp")?;
+        let nbf = numeric_date(&claims, "nbf")?;
+        Ok(Self {
+            claims: Value::Object(claims),
+            jkt,
+            exp,
+            nbf,
+        })
+    }
+
+    /// All claims of the token, as a JSON object.
+    #[must_use]
+    pub fn claims(&self) -> &Value {
+        &self.claims
+    }
+
+    /// One claim by name.
+    #[must_use]
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.claims.get(name)
+    }
+
+    /// The `cnf.jkt` thumbprint the token is bound to, if any.
+    #[must_use]
+    pub fn jkt(&self) -> Option<&str> {
+        self.jkt.as_deref()
+    }
+
+    /// `exp`, in seconds since the Unix epoch.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<u64> {
+        self.exp
+    }
+
+    /// `nbf`, in seconds since the Unix epoch.
+    #[must_use]
+    pub fn not_before(&self) -> Option<u64> {
+        self.nbf
+    }
+
+    /// `sub`, when it is a string.
+    #[must_use]
+    pub fn subject(&self) -> Option<&str> {
+        self.claims.get("sub").and_then(Value::as_str)
+    }
+
+    /// `client_id`, when it is a string.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.claims.get("client_id").and_then(Value::as_str)
+    }
+}
+
+fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) => Ok(Some(v)),
+            None => n
+                .as_f64()
+                .filter(|f| (0.0..9.0e15).contains(f))
+                .map(|f| {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let secs = f.floor() as u64;
+                    Some(secs)
+                })
+                .ok_or_else(|| TokenError::invalid(format!("{name} is out of range"))),
+        },
+        Some(_) => Err(TokenError::invalid(format!("{name} is not a number"))),
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is invalid: answered with 401 `invalid_token` and this description.
+    Invalid(Cow<'static, str>),
+    /// The validator could not decide (key set or introspection endpoint unreachable):
+    /// answered with 503, never accepted.
+    Unavailable(Cow<'static, str>),
+}
+
+impl TokenError {
+    /// An invalid token, with a short description safe to show to the client.
+    pub fn invalid(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::Invalid(reason.into())
+    }
+
+    /// A backend failure, with a description for the logs.
+    pub fn unavailable(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unavailable(reason.into())
+    }
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(r) => write!(f, "invalid token: {r}"),
+            Self::Unavailable(r) => write!(f, "token validation unavailable: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Validates access tokens.
+///
+/// Return the token's claims for a token that is authentic and meant for this resource server
+/// (signature, issuer, audience, revocation...). Do not check `exp` and `nbf`: the layer checks
+/// them with its clock on every request. Return [`TokenError::Unavailable`] when you cannot
+/// decide; the request is then refused with 503.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
+///
+/// #[derive(Debug)]
+/// struct Opaque;
+///
+/// #[async_trait]
+/// impl TokenValidator for Opaque {
+///     async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
+///         if token != "let-me-in" {
+///             return Err(TokenError::invalid("unknown token"));
+///         }
+///         let claims = serde_json::json!({ "sub": "alice", "cnf": { "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" } });
+///         AccessToken::from_claims(claims.as_object().cloned().unwrap_or_default())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait TokenValidator: Debug + Send + Sync + 'static {
+    /// Validates `token` (the credentials of the `Authorization` header).
+    async fn validate(&self, token: &str) -> Result<AccessToken, TokenError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn reads_binding_and_times() {
+        let t = AccessToken::from_claims(obj(json!({"sub":"a","cnf":{"jkt":"abc"},"exp":10,"nbf":2.5}))).unwrap();
+        assert_eq!(t.jkt(), Some("abc"));
+        assert_eq!(t.expires_at(), Some(10));
+        assert_eq!(t.not_before(), Some(2));
+        assert_eq!(t.subject(), Some("a"));
+        assert_eq!(t.client_id(), None);
+    }
+
+    #[test]
+    fn rejects_mistyped_claims() {
+        for claims in [
+            json!({"cnf":"abc"}),
+            json!({"cnf":{"jkt":5}}),
+            json!({"exp":"10"}),
+            json!({"nbf":-1}),
+        ] {
+            assert!(AccessToken::from_claims(obj(claims.clone())).is_err(), "{claims}");
+        }
+        let unbound = AccessToken::from_claims(obj(json!({"cnf":{"x5t#S256":"z"}}))).unwrap();
+        assert_eq!(unbound.jkt(), None);
+    }
+}

@@ -1,0 +1,255 @@
+//! The verification pipeline: a plain async function over the request's method, path and
+//! headers, so it can be tested and benchmarked without HTTP.
+//!
+//! Order: header syntax, then the proof's form and claims (cheap, pure), then the access token
+//! (cached by hash), the key binding, the proof signature, and last the replay store, which is
+//! never asked about a proof whose signature did not verify.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName, Method};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::algorithm::Algorithm;
+use crate::config::DpopConfig;
+use crate::error::{sanitize_description, Error};
+use crate::proof::{self, ProofClaims};
+use crate::replay::{ReplayError, ReplayKey, Seen};
+use crate::thumbprint::{thumbprint, Thumbprint};
+use crate::token::{AccessToken, TokenError};
+
+/// The `DPoP` request header.
+pub static DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// What the layer proved about a request; handed to handlers through request extensions
+/// (read it with the [`DpopAuth`](crate::extract::DpopAuth) extractor).
+#[derive(Debug, Clone)]
+pub struct VerifiedRequest {
+    token: Arc<AccessToken>,
+    jkt: Thumbprint,
+    proof: Arc<ProofClaims>,
+    alg: Algorithm,
+}
+
+impl VerifiedRequest {
+    /// The validated access token.
+    #[must_use]
+    pub fn token(&self) -> &AccessToken {
+        &self.token
+    }
+
+    /// The thumbprint of the key that signed the proof, equal to the token's `cnf.jkt`.
+    #[must_use]
+    pub fn jkt(&self) -> &Thumbprint {
+        &self.jkt
+    }
+
+    /// The claims of the proof.
+    #[must_use]
+    pub fn proof(&self) -> &ProofClaims {
+        &self.proof
+    }
+
+    /// The algorithm the proof was signed with.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+/// `token68` (RFC 9110 section 11.2): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+/// The access token from `Authorization: DPoP <token>`; `None` when there is no
+/// `Authorization` header or it uses another scheme.
+fn dpop_token<'h>(headers: &'h HeaderMap, max_len: usize) -> Result<Option<&'h str>, Error> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::InvalidRequest("more than one Authorization header"));
+    }
+    if value.len() > max_len + 32 {
+        return Err(Error::InvalidRequest("Authorization header is too large"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| Error::InvalidRequest("Authorization header is not visible ASCII"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("DPoP") {
+        return Ok(None);
+    }
+    let token = rest.trim_start_matches(' ');
+    if !is_token68(token) {
+        return Err(Error::InvalidRequest(
+            "Authorization DPoP credentials are not a token68 value",
+        ));
+    }
+    Ok(Some(token))
+}
+
+/// The single `DPoP` header, size-checked before anything else is done with it.
+fn dpop_proof(headers: &HeaderMap, max_len: usize) -> Result<&str, Error> {
+    let mut values = headers.get_all(&DPOP).iter();
+    let Some(value) = values.next() else {
+        return Err(Error::InvalidProof("missing DPoP proof header"));
+    };
+    if values.next().is_some() {
+        return Err(Error::InvalidRequest("more than one DPoP header"));
+    }
+    if value.len() > max_len {
+        return Err(Error::InvalidProof("DPoP proof is too large"));
+    }
+    let value = value
+        .to_str()
+        .ok()
+        .filter(|v| is_token68(v))
+        .ok_or(Error::InvalidRequest("DPoP header is not a token68 value"))?;
+    Ok(value)
+}
+
+fn token_error(e: TokenError) -> Error {
+    match e {
+        TokenError::Invalid(r) => Error::InvalidToken(sanitize_description(&r).into_owned().into()),
+        TokenError::Unavailable(r) => {
+            tracing::warn!(target: "tower_dpop", reason = %r, "token validation unavailable");
+            Error::Unavailable("access token validation is unavailable".into())
+        }
+    }
+}
+
+/// Runs every check of RFC 9449 sections 4.3 and 7.1 on one request.
+///
+/// `path` is the request path as the client sent it (a query, if present, is ignored).
+///
+/// # Errors
+/// The first check that fails, as an [`Error`].
+pub async fn verify_request(
+    config: &DpopConfig,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<VerifiedRequest, Error> {
+    // Repeated fields are ambiguous whatever else the request holds.
+    if headers.get_all(&DPOP).iter().nth(1).is_some() {
+        return Err(Error::InvalidRequest("more than one DPoP header"));
+    }
+    let Some(token) = dpop_token(headers, config.max_token_len)? else {
+        return Err(Error::MissingCredentials);
+    };
+    if token.len() > config.max_token_len {
+        return Err(Error::InvalidToken("access token is too large".into()));
+    }
+    let raw_proof = dpop_proof(headers, config.max_proof_len)?;
+
+    // The proof's form and claims: pure and cheap.
+    let decoded = proof::decode(raw_proof).map_err(Error::InvalidProof)?;
+    let header = decoded
+        .header(&config.algorithms)
+        .map_err(Error::InvalidProof)?;
+    let claims = decoded.claims().map_err(Error::InvalidProof)?;
+    if claims.htm != method.as_str() {
+        return Err(Error::InvalidProof("htm does not match the request method"));
+    }
+    if !crate::htu::matches_any(&config.origins, &claims.htu, path) {
+        return Err(Error::InvalidProof("htu does not match the request URI"));
+    }
+    let now = config.clock.unix_seconds();
+    let max_age = config.max_age.as_secs();
+    if claims.iat.saturating_add(max_age) < now {
+        return Err(Error::InvalidProof("proof iat is too old"));
+    }
+    if claims.iat > now.saturating_add(config.future_leeway.as_secs()) {
+        return Err(Error::InvalidProof("proof iat is in the future"));
+    }
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut ath = [0u8; 32];
+    let ath_ok = matches!(URL_SAFE_NO_PAD.decode_slice(claims.ath.as_bytes(), &mut ath), Ok(32))
+        && bool::from(ath.ct_eq(&token_hash));
+    if !ath_ok {
+        return Err(Error::InvalidProof("ath does not match the access token"));
+    }
+
+    // The access token: validated once, then served from the cache until `exp`.
+    let access = match config.tokens.get(&token_hash) {
+        Some(cached) => cached,
+        None => {
+            let fresh = Arc::new(config.validator.validate(token).await.map_err(token_error)?);
+            config.tokens.insert(token_hash, fresh.clone(), now);
+            fresh
+        }
+    };
+    let leeway = config.token_leeway.as_secs();
+    if access.expires_at().is_some_and(|exp| exp.saturating_add(leeway) <= now) {
+        return Err(Error::InvalidToken("access token has expired".into()));
+    }
+    if access.not_before().is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err(Error::InvalidToken("access token is not yet valid".into()));
+    }
+    let Some(jkt) = access.jkt() else {
+        return Err(Error::InvalidToken(
+            "access token is not DPoP-bound (no cnf.jkt)".into(),
+        ));
+    };
+    let tp = thumbprint(&header.jwk);
+    if !tp.matches_jkt(jkt) {
+        return Err(Error::InvalidToken("Invalid DPoP key binding".into()));
+    }
+
+    // The signature: the one expensive step.
+    let key = config
+        .keys
+        .get_or_import(tp, header.alg, &header.jwk)
+        .map_err(Error::InvalidProof)?;
+    if !key.verify(decoded.signing_input.as_bytes(), &decoded.signature) {
+        return Err(Error::InvalidProof("proof signature is invalid"));
+    }
+
+    // Replay, last: only signed proofs reach the store.
+    let ttl = Duration::from_secs(claims.iat.saturating_add(max_age).saturating_sub(now).max(1));
+    match config.replay.check_and_insert(ReplayKey::new(&tp, &claims.jti), ttl).await {
+        Ok(Seen::First) => {}
+        Ok(Seen::Replay) => return Err(Error::InvalidProof("proof jti was already used")),
+        Err(e) => {
+            tracing::error!(target: "tower_dpop", error = %e, "replay store failed; request refused");
+            return Err(Error::Unavailable(match e {
+                ReplayError::Full => "replay cache is full".into(),
+                _ => "replay store is unavailable".into(),
+            }));
+        }
+    }
+
+    Ok(VerifiedRequest {
+        token: access,
+        jkt: tp,
+        proof: Arc::new(claims.to_owned_claims()),
+        alg: header.alg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token68_syntax() {
+        for ok in ["abc", "a.b.c", "a-b_c~d+e/f", "abc==", "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"] {
+            assert!(is_token68(ok), "{ok}");
+        }
+        for bad in ["", "=", "a b", "a=b", "a,b", "a\"", "é"] {
+            assert!(!is_token68(bad), "{bad}");
+        }
+    }
+}
