@@ -57,7 +57,8 @@ impl ManualClock {
 
     /// Sets the time to `secs` seconds after the Unix epoch.
     pub fn set_unix(&self, secs: u64) {
-        self.millis.store(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.millis
+            .store(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 
     /// Moves the clock forward.

@@ -271,14 +271,33 @@ impl DpopLayerBuilder {
         if algorithms.is_empty() {
             return Err(ConfigError::new("the algorithm list is empty"));
         }
-        check_range("max_proof_age", self.max_age, Duration::from_secs(1), Duration::from_secs(3600))?;
-        check_range("future_leeway", self.future_leeway, Duration::ZERO, Duration::from_secs(300))?;
-        check_range("token_leeway", self.token_leeway, Duration::ZERO, Duration::from_secs(300))?;
+        check_range(
+            "max_proof_age",
+            self.max_age,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )?;
+        check_range(
+            "future_leeway",
+            self.future_leeway,
+            Duration::ZERO,
+            Duration::from_secs(300),
+        )?;
+        check_range(
+            "token_leeway",
+            self.token_leeway,
+            Duration::ZERO,
+            Duration::from_secs(300),
+        )?;
         if !(512..=64 * 1024).contains(&self.max_proof_len) {
-            return Err(ConfigError::new("max_proof_size must be between 512 B and 64 KiB"));
+            return Err(ConfigError::new(
+                "max_proof_size must be between 512 B and 64 KiB",
+            ));
         }
         if !(256..=64 * 1024).contains(&self.max_token_len) {
-            return Err(ConfigError::new("max_token_size must be between 256 B and 64 KiB"));
+            return Err(ConfigError::new(
+                "max_token_size must be between 256 B and 64 KiB",
+            ));
         }
         let algs_param = algorithms
             .iter()
@@ -305,7 +324,12 @@ impl DpopLayerBuilder {
     }
 }
 
-fn check_range(name: &str, value: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+fn check_range(
+    name: &str,
+    value: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<(), ConfigError> {
     if value < min || value > max {
         return Err(ConfigError::new(format!(
             "{name} must be between {min:?} and {max:?}, not {value:?}"

@@ -249,7 +249,11 @@ fn normalize_path_inner(path: &str, dots: Dots) -> Result<Option<String>, HtuErr
     let has_dots = decoded.split('/').any(|seg| seg == "." || seg == "..");
     match dots {
         Dots::Reject if has_dots => Err(HtuError::DotSegments),
-        Dots::Reject => Ok(Some(if decoded.is_empty() { "/".to_owned() } else { decoded })),
+        Dots::Reject => Ok(Some(if decoded.is_empty() {
+            "/".to_owned()
+        } else {
+            decoded
+        })),
         Dots::Remove => Ok(Some(remove_dot_segments(&decoded))),
     }
 }

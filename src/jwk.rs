@@ -270,13 +270,28 @@ mod tests {
     #[test]
     fn rejects_wrong_lengths_curves_and_types() {
         let cases = [
-            (r#"{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}"#, "short coordinates"),
-            (r#"{"kty":"EC","crv":"secp256k1","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}"#, "curve"),
-            (r#"{"kty":"EC","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs"}"#, "missing y"),
+            (
+                r#"{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}"#,
+                "short coordinates",
+            ),
+            (
+                r#"{"kty":"EC","crv":"secp256k1","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}"#,
+                "curve",
+            ),
+            (
+                r#"{"kty":"EC","crv":"P-256","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs"}"#,
+                "missing y",
+            ),
             (r#"{"kty":"oct","k":"AAAA"}"#, "oct"),
             (r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#, "tiny modulus"),
-            (r#"{"kty":"OKP","crv":"X25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#, "x25519"),
-            (r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHUR+"}"#, "non-base64url"),
+            (
+                r#"{"kty":"OKP","crv":"X25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+                "x25519",
+            ),
+            (
+                r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHUR+"}"#,
+                "non-base64url",
+            ),
         ];
         for (json, name) in cases {
             assert!(parse(json).is_err(), "{name}");
@@ -285,7 +300,10 @@ mod tests {
 
     #[test]
     fn okp_fits_eddsa_and_ed25519_only_for_ed25519() {
-        let ed = parse(r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#).unwrap();
+        let ed = parse(
+            r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
         assert!(ed.fits(Algorithm::EdDSA));
         assert!(ed.fits(Algorithm::Ed25519));
         assert!(!ed.fits(Algorithm::ES256));

@@ -55,18 +55,56 @@ impl VerifyingKey {
         };
         j.set_key_use("sig");
         let verifier: Box<dyn JwsVerifier> = match alg {
-            Algorithm::ES256 => Box::new(josekit::jws::ES256.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::ES384 => Box::new(josekit::jws::ES384.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::ES512 => Box::new(josekit::jws::ES512.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::PS256 => Box::new(josekit::jws::PS256.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::PS384 => Box::new(josekit::jws::PS384.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::PS512 => Box::new(josekit::jws::PS512.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::RS256 => Box::new(josekit::jws::RS256.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::RS384 => Box::new(josekit::jws::RS384.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::RS512 => Box::new(josekit::jws::RS512.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?),
-            Algorithm::EdDSA | Algorithm::Ed25519 => {
-                Box::new(josekit::jws::EdDSA.verifier_from_jwk(&j).map_err(|_| BAD_KEY)?)
-            }
+            Algorithm::ES256 => Box::new(
+                josekit::jws::ES256
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::ES384 => Box::new(
+                josekit::jws::ES384
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::ES512 => Box::new(
+                josekit::jws::ES512
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::PS256 => Box::new(
+                josekit::jws::PS256
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::PS384 => Box::new(
+                josekit::jws::PS384
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::PS512 => Box::new(
+                josekit::jws::PS512
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::RS256 => Box::new(
+                josekit::jws::RS256
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::RS384 => Box::new(
+                josekit::jws::RS384
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::RS512 => Box::new(
+                josekit::jws::RS512
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
+            Algorithm::EdDSA | Algorithm::Ed25519 => Box::new(
+                josekit::jws::EdDSA
+                    .verifier_from_jwk(&j)
+                    .map_err(|_| BAD_KEY)?,
+            ),
         };
         Ok(Self { verifier })
     }

@@ -73,6 +73,7 @@ mod key;
 pub mod layer;
 pub mod proof;
 pub mod replay;
+pub mod testing;
 pub mod thumbprint;
 pub mod token;
 mod verify;

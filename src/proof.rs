@@ -52,7 +52,8 @@ pub(crate) type ProofError = &'static str;
 /// Splits a compact JWS into three base64url parts and decodes them.
 pub(crate) fn decode(proof: &str) -> Result<DecodedProof<'_>, ProofError> {
     let mut parts = proof.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err("proof is not a compact JWS with three parts");
     };
@@ -223,8 +224,14 @@ mod tests {
         for bad in ["", "a.b", "a.b.c.d", "..", "a..c", "a.b.", ".b.c", "a.b.c."] {
             assert!(decode(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(decode("a!.YQ.YQ").unwrap_err(), "proof header is not base64url");
-        assert_eq!(decode("YQ.YQ==.YQ").unwrap_err(), "proof payload is not base64url");
+        assert_eq!(
+            decode("a!.YQ.YQ").unwrap_err(),
+            "proof header is not base64url"
+        );
+        assert_eq!(
+            decode("YQ.YQ==.YQ").unwrap_err(),
+            "proof payload is not base64url"
+        );
         let d = decode("YQ.Yg.Yw").unwrap();
         assert_eq!(d.signing_input, "YQ.Yg");
         assert_eq!(d.signature, b"c");
@@ -233,19 +240,58 @@ mod tests {
     #[test]
     fn header_rules() {
         let cases = [
-            (format!(r#"{{"alg":"ES256","jwk":{JWK}}}"#), "proof header has no typ"),
-            (format!(r#"{{"typ":"JWT","alg":"ES256","jwk":{JWK}}}"#), "proof typ is not dpop+jwt"),
-            (format!(r#"{{"typ":"dpop+jwt","jwk":{JWK}}}"#), "proof header has no alg"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"none","jwk":{JWK}}}"#), "proof alg is not an accepted asymmetric algorithm"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"HS256","jwk":{JWK}}}"#), "proof alg is not an accepted asymmetric algorithm"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"RS384","jwk":{JWK}}}"#), "proof alg is not an accepted asymmetric algorithm"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"ES384","jwk":{JWK}}}"#), "proof alg does not match the jwk key type or curve"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"RS256","jwk":{JWK}}}"#), "proof alg does not match the jwk key type or curve"),
-            (r#"{"typ":"dpop+jwt","alg":"ES256"}"#.to_owned(), "proof header has no jwk"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"ES256","crit":["exp"],"jwk":{JWK}}}"#), "proof header has crit, and no extension is understood"),
-            (format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{JWK}}}"#), "proof header is not a JSON object of the expected form"),
-            (format!(r#"{{"typ":1,"alg":"ES256","jwk":{JWK}}}"#), "proof header is not a JSON object of the expected form"),
-            ("[1,2]".to_owned(), "proof header is not a JSON object of the expected form"),
+            (
+                format!(r#"{{"alg":"ES256","jwk":{JWK}}}"#),
+                "proof header has no typ",
+            ),
+            (
+                format!(r#"{{"typ":"JWT","alg":"ES256","jwk":{JWK}}}"#),
+                "proof typ is not dpop+jwt",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","jwk":{JWK}}}"#),
+                "proof header has no alg",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"none","jwk":{JWK}}}"#),
+                "proof alg is not an accepted asymmetric algorithm",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"HS256","jwk":{JWK}}}"#),
+                "proof alg is not an accepted asymmetric algorithm",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"RS384","jwk":{JWK}}}"#),
+                "proof alg is not an accepted asymmetric algorithm",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"ES384","jwk":{JWK}}}"#),
+                "proof alg does not match the jwk key type or curve",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"RS256","jwk":{JWK}}}"#),
+                "proof alg does not match the jwk key type or curve",
+            ),
+            (
+                r#"{"typ":"dpop+jwt","alg":"ES256"}"#.to_owned(),
+                "proof header has no jwk",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"ES256","crit":["exp"],"jwk":{JWK}}}"#),
+                "proof header has crit, and no extension is understood",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"ES256","jwk":{JWK}}}"#),
+                "proof header is not a JSON object of the expected form",
+            ),
+            (
+                format!(r#"{{"typ":1,"alg":"ES256","jwk":{JWK}}}"#),
+                "proof header is not a JSON object of the expected form",
+            ),
+            (
+                "[1,2]".to_owned(),
+                "proof header is not a JSON object of the expected form",
+            ),
         ];
         for (header, expected) in cases {
             assert_eq!(header_err(&header), expected, "{header}");
@@ -254,22 +300,55 @@ mod tests {
         let p = proof(&ok, CLAIMS);
         let d = decode(&p).unwrap();
         assert_eq!(d.header(&Algorithm::DEFAULT).unwrap().alg, Algorithm::ES256);
-        assert!(d.header(&[Algorithm::EdDSA]).is_err(), "allow-list is honoured");
+        assert!(
+            d.header(&[Algorithm::EdDSA]).is_err(),
+            "allow-list is honoured"
+        );
     }
 
     #[test]
     fn claim_rules() {
         let cases = [
-            (r#"{"htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof has no jti"),
-            (r#"{"jti":"","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof jti is empty or too long"),
-            (r#"{"jti":"j","htu":"https://a/","iat":1,"ath":"x"}"#, "proof has no htm"),
-            (r#"{"jti":"j","htm":"GET","iat":1,"ath":"x"}"#, "proof has no htu"),
-            (r#"{"jti":"j","htm":"GET","htu":"https://a/","ath":"x"}"#, "proof has no iat"),
-            (r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":1}"#, "proof has no ath"),
-            (r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":-5,"ath":"x"}"#, "proof iat is out of range"),
-            (r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":"1","ath":"x"}"#, "proof claims are not a JSON object with claims of the right types"),
-            (r#"{"jti":7,"htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof claims are not a JSON object with claims of the right types"),
-            (r#"{"jti":"j","jti":"k","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#, "proof claims are not a JSON object with claims of the right types"),
+            (
+                r#"{"htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#,
+                "proof has no jti",
+            ),
+            (
+                r#"{"jti":"","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#,
+                "proof jti is empty or too long",
+            ),
+            (
+                r#"{"jti":"j","htu":"https://a/","iat":1,"ath":"x"}"#,
+                "proof has no htm",
+            ),
+            (
+                r#"{"jti":"j","htm":"GET","iat":1,"ath":"x"}"#,
+                "proof has no htu",
+            ),
+            (
+                r#"{"jti":"j","htm":"GET","htu":"https://a/","ath":"x"}"#,
+                "proof has no iat",
+            ),
+            (
+                r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":1}"#,
+                "proof has no ath",
+            ),
+            (
+                r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":-5,"ath":"x"}"#,
+                "proof iat is out of range",
+            ),
+            (
+                r#"{"jti":"j","htm":"GET","htu":"https://a/","iat":"1","ath":"x"}"#,
+                "proof claims are not a JSON object with claims of the right types",
+            ),
+            (
+                r#"{"jti":7,"htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#,
+                "proof claims are not a JSON object with claims of the right types",
+            ),
+            (
+                r#"{"jti":"j","jti":"k","htm":"GET","htu":"https://a/","iat":1,"ath":"x"}"#,
+                "proof claims are not a JSON object with claims of the right types",
+            ),
         ];
         for (claims, expected) in cases {
             assert_eq!(claims_err(claims), expected, "{claims}");

@@ -66,9 +66,9 @@ impl VerifiedRequest {
 fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// The access token from `Authorization: DPoP <token>`; `None` when there is no
@@ -176,8 +176,10 @@ pub async fn verify_request(
     }
     let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let mut ath = [0u8; 32];
-    let ath_ok = matches!(URL_SAFE_NO_PAD.decode_slice(claims.ath.as_bytes(), &mut ath), Ok(32))
-        && bool::from(ath.ct_eq(&token_hash));
+    let ath_ok = matches!(
+        URL_SAFE_NO_PAD.decode_slice(claims.ath.as_bytes(), &mut ath),
+        Ok(32)
+    ) && bool::from(ath.ct_eq(&token_hash));
     if !ath_ok {
         return Err(Error::InvalidProof("ath does not match the access token"));
     }
@@ -186,16 +188,28 @@ pub async fn verify_request(
     let access = match config.tokens.get(&token_hash) {
         Some(cached) => cached,
         None => {
-            let fresh = Arc::new(config.validator.validate(token).await.map_err(token_error)?);
+            let fresh = Arc::new(
+                config
+                    .validator
+                    .validate(token)
+                    .await
+                    .map_err(token_error)?,
+            );
             config.tokens.insert(token_hash, fresh.clone(), now);
             fresh
         }
     };
     let leeway = config.token_leeway.as_secs();
-    if access.expires_at().is_some_and(|exp| exp.saturating_add(leeway) <= now) {
+    if access
+        .expires_at()
+        .is_some_and(|exp| exp.saturating_add(leeway) <= now)
+    {
         return Err(Error::InvalidToken("access token has expired".into()));
     }
-    if access.not_before().is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+    if access
+        .not_before()
+        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+    {
         return Err(Error::InvalidToken("access token is not yet valid".into()));
     }
     let Some(jkt) = access.jkt() else {
@@ -218,8 +232,18 @@ pub async fn verify_request(
     }
 
     // Replay, last: only signed proofs reach the store.
-    let ttl = Duration::from_secs(claims.iat.saturating_add(max_age).saturating_sub(now).max(1));
-    match config.replay.check_and_insert(ReplayKey::new(&tp, &claims.jti), ttl).await {
+    let ttl = Duration::from_secs(
+        claims
+            .iat
+            .saturating_add(max_age)
+            .saturating_sub(now)
+            .max(1),
+    );
+    match config
+        .replay
+        .check_and_insert(ReplayKey::new(&tp, &claims.jti), ttl)
+        .await
+    {
         Ok(Seen::First) => {}
         Ok(Seen::Replay) => return Err(Error::InvalidProof("proof jti was already used")),
         Err(e) => {
@@ -245,7 +269,13 @@ mod tests {
 
     #[test]
     fn token68_syntax() {
-        for ok in ["abc", "a.b.c", "a-b_c~d+e/f", "abc==", "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"] {
+        for ok in [
+            "abc",
+            "a.b.c",
+            "a-b_c~d+e/f",
+            "abc==",
+            "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU",
+        ] {
             assert!(is_token68(ok), "{ok}");
         }
         for bad in ["", "=", "a b", "a=b", "a,b", "a\"", "é"] {

@@ -95,7 +95,11 @@ impl MemoryReplayStore {
     }
 
     /// The synchronous form of [`ReplayStore::check_and_insert`].
-    pub fn check_and_insert_sync(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
+    pub fn check_and_insert_sync(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Result<Seen, ReplayError> {
         let short = key
             .as_bytes()
             .first_chunk::<16>()
@@ -154,12 +158,21 @@ mod tests {
         let store = MemoryReplayStore::new(3);
         let ttl = Duration::from_secs(60);
         for i in 0..3u8 {
-            assert_eq!(store.check_and_insert_sync(ReplayKey([i; 32]), ttl), Ok(Seen::First));
+            assert_eq!(
+                store.check_and_insert_sync(ReplayKey([i; 32]), ttl),
+                Ok(Seen::First)
+            );
         }
-        assert_eq!(store.check_and_insert_sync(ReplayKey([7; 32]), ttl), Err(ReplayError::Full));
+        assert_eq!(
+            store.check_and_insert_sync(ReplayKey([7; 32]), ttl),
+            Err(ReplayError::Full)
+        );
         // The live entries are still there: replays are still caught while full.
         for i in 0..3u8 {
-            assert_eq!(store.check_and_insert_sync(ReplayKey([i; 32]), ttl), Ok(Seen::Replay));
+            assert_eq!(
+                store.check_and_insert_sync(ReplayKey([i; 32]), ttl),
+                Ok(Seen::Replay)
+            );
         }
     }
 
@@ -167,11 +180,23 @@ mod tests {
     fn full_store_recovers_after_expiry() {
         let store = MemoryReplayStore::new(2);
         let short = Duration::from_millis(200);
-        assert_eq!(store.check_and_insert_sync(ReplayKey([1; 32]), short), Ok(Seen::First));
-        assert_eq!(store.check_and_insert_sync(ReplayKey([2; 32]), short), Ok(Seen::First));
-        assert_eq!(store.check_and_insert_sync(ReplayKey([3; 32]), short), Err(ReplayError::Full));
+        assert_eq!(
+            store.check_and_insert_sync(ReplayKey([1; 32]), short),
+            Ok(Seen::First)
+        );
+        assert_eq!(
+            store.check_and_insert_sync(ReplayKey([2; 32]), short),
+            Ok(Seen::First)
+        );
+        assert_eq!(
+            store.check_and_insert_sync(ReplayKey([3; 32]), short),
+            Err(ReplayError::Full)
+        );
         // moka's timer wheel purges expired entries in ~1 s buckets.
         std::thread::sleep(Duration::from_millis(2500));
-        assert_eq!(store.check_and_insert_sync(ReplayKey([3; 32]), short), Ok(Seen::First));
+        assert_eq!(
+            store.check_and_insert_sync(ReplayKey([3; 32]), short),
+            Ok(Seen::First)
+        );
     }
 }

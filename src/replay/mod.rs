@@ -42,7 +42,11 @@ impl ReplayKey {
 
 impl Debug for ReplayKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReplayKey({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "ReplayKey({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -84,6 +88,14 @@ impl std::error::Error for ReplayError {}
 pub trait ReplayStore: Debug + Send + Sync + 'static {
     /// Records `key` for `ttl` unless it is already there.
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError>;
+}
+
+/// A shared store: several layers (or a layer and your own code) may hold the same one.
+#[async_trait]
+impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
+    async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
+        (**self).check_and_insert(key, ttl).await
+    }
 }
 
 #[cfg(test)]

@@ -60,11 +60,9 @@ impl TokenCache {
     /// Caches `token` until its `exp` (or `max_ttl` when it has none or it is further away).
     pub(crate) fn insert(&self, hash: [u8; 32], token: Arc<AccessToken>, now_unix: u64) {
         let Some(cache) = &self.cache else { return };
-        let ttl = token
-            .expires_at()
-            .map_or(self.max_ttl, |exp| {
-                Duration::from_secs(exp.saturating_sub(now_unix)).min(self.max_ttl)
-            });
+        let ttl = token.expires_at().map_or(self.max_ttl, |exp| {
+            Duration::from_secs(exp.saturating_sub(now_unix)).min(self.max_ttl)
+        });
         if !ttl.is_zero() {
             cache.insert(hash, Entry { token, ttl });
         }

@@ -47,7 +47,11 @@ impl KeyRing {
     }
 
     /// Keys that may have signed a token with this `kid` and `alg`.
-    fn candidates<'a>(&'a self, kid: Option<&'a str>, alg: &'a str) -> impl Iterator<Item = &'a Jwk> {
+    fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: &'a str,
+    ) -> impl Iterator<Item = &'a Jwk> {
         self.keys
             .iter()
             .filter(move |k| kid.is_none_or(|kid| k.key_id() == Some(kid)))
@@ -130,7 +134,9 @@ impl JwtValidator {
             KeySource::Remote(remote) => {
                 let ring = remote.current().await?;
                 match kid {
-                    Some(kid) if !ring.has_kid(kid) => Ok(remote.refresh_for_unknown_kid(ring).await),
+                    Some(kid) if !ring.has_kid(kid) => {
+                        Ok(remote.refresh_for_unknown_kid(ring).await)
+                    }
                     _ => Ok(ring),
                 }
             }
@@ -171,7 +177,12 @@ impl TokenValidator for JwtValidator {
         if header.crit.is_some() {
             return Err(TokenError::invalid("access token has unsupported crit"));
         }
-        let typ_ok = match header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let typ_ok = match header
+            .typ
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("at+jwt" | "application/at+jwt") => true,
             Some("jwt") | None => !self.inner.strict_typ,
             Some(_) => false,
@@ -186,14 +197,17 @@ impl TokenValidator for JwtValidator {
         let ring = self.keys(header.kid.as_deref()).await?;
         let mut payload = None;
         for jwk in ring.candidates(header.kid.as_deref(), &alg) {
-            let Some(v) = verifier(&alg, jwk) else { continue };
+            let Some(v) = verifier(&alg, jwk) else {
+                continue;
+            };
             if let Ok((p, _)) = josekit::jwt::decode_with_verifier(token, &*v) {
                 payload = Some(p);
                 break;
             }
         }
-        let payload = payload
-            .ok_or_else(|| TokenError::invalid("access token signature is invalid or its key is unknown"))?;
+        let payload = payload.ok_or_else(|| {
+            TokenError::invalid("access token signature is invalid or its key is unknown")
+        })?;
         let claims = payload.claims_set().clone();
         if let Some(iss) = &self.inner.issuer {
             if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
@@ -331,7 +345,9 @@ impl JwtValidatorBuilder {
             (None, Some(url)) => KeySource::Remote(remote::RemoteJwks::new(url, self.remote)?),
             (None, None) => return Err(ConfigError::new("no JWKS and no JWKS URL given")),
             (Some(_), Some(_)) => {
-                return Err(ConfigError::new("give either a JWKS or a JWKS URL, not both"))
+                return Err(ConfigError::new(
+                    "give either a JWKS or a JWKS URL, not both",
+                ))
             }
         };
         Ok(JwtValidator {

@@ -94,7 +94,10 @@ impl AccessToken {
     }
 }
 
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, TokenError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => match n.as_u64() {
@@ -189,7 +192,10 @@ mod tests {
 
     #[test]
     fn reads_binding_and_times() {
-        let t = AccessToken::from_claims(obj(json!({"sub":"a","cnf":{"jkt":"abc"},"exp":10,"nbf":2.5}))).unwrap();
+        let t = AccessToken::from_claims(obj(
+            json!({"sub":"a","cnf":{"jkt":"abc"},"exp":10,"nbf":2.5}),
+        ))
+        .unwrap();
         assert_eq!(t.jkt(), Some("abc"));
         assert_eq!(t.expires_at(), Some(10));
         assert_eq!(t.not_before(), Some(2));
@@ -205,7 +211,10 @@ mod tests {
             json!({"exp":"10"}),
             json!({"nbf":-1}),
         ] {
-            assert!(AccessToken::from_claims(obj(claims.clone())).is_err(), "{claims}");
+            assert!(
+                AccessToken::from_claims(obj(claims.clone())).is_err(),
+                "{claims}"
+            );
         }
         let unbound = AccessToken::from_claims(obj(json!({"cnf":{"x5t#S256":"z"}}))).unwrap();
         assert_eq!(unbound.jkt(), None);

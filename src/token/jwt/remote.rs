@@ -140,7 +140,10 @@ impl RemoteJwks {
         let mut resp = self
             .client
             .get(&self.url)
-            .header(reqwest::header::ACCEPT, "application/json, application/jwk-set+json")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, application/jwk-set+json",
+            )
             .send()
             .await
             .map_err(|e| e.to_string())?;

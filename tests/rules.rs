@@ -1,0 +1,1023 @@
+//! One test per rule a resource server must enforce (RFC 9449 sections 4.3, 7.1 and 7.2,
+//! RFC 6750 section 3.1), run through the verification pipeline with an injected clock.
+//! Each asserts the exact rejection, so removing the rule turns it red.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderValue, Method};
+use serde_json::json;
+use tower_dpop::clock::ManualClock;
+use tower_dpop::replay::{ReplayError, ReplayKey, ReplayStore, Seen};
+use tower_dpop::testing::{random_id, ClientKey, TestIssuer};
+use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
+use tower_dpop::{Algorithm, DpopLayer, DpopLayerBuilder, Error};
+
+const T0: u64 = 1_800_000_000;
+const ORIGIN: &str = "https://api.example.com";
+const URL: &str = "https://api.example.com/api/me";
+
+struct Fixture {
+    issuer: TestIssuer,
+    client: ClientKey,
+    token: String,
+    clock: ManualClock,
+    layer: DpopLayer,
+}
+
+fn validator(issuer: &TestIssuer) -> JwtValidator {
+    JwtValidator::builder()
+        .jwks_json(&issuer.jwks_json())
+        .issuer(issuer.issuer())
+        .audience("https://api.example.com")
+        .build()
+        .unwrap()
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with(Algorithm::ES256, |b| b)
+    }
+
+    fn with(alg: Algorithm, configure: impl FnOnce(DpopLayerBuilder) -> DpopLayerBuilder) -> Self {
+        let issuer = TestIssuer::new();
+        let client = ClientKey::generate(alg);
+        let token = issuer.token_for(client.jkt(), T0 + 3600);
+        let clock = ManualClock::at_unix(T0);
+        let builder = DpopLayer::builder()
+            .public_origin(ORIGIN)
+            .token_validator(validator(&issuer))
+            .clock(clock.clone());
+        let layer = configure(builder).build().unwrap();
+        Self {
+            issuer,
+            client,
+            token,
+            clock,
+            layer,
+        }
+    }
+
+    fn proof(&self) -> tower_dpop::testing::ProofBuilder<'_> {
+        self.client
+            .proof("GET", URL)
+            .access_token(&self.token)
+            .iat(T0)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        proof: &str,
+    ) -> Result<(), Error> {
+        self.layer
+            .verify(&method, path, &dpop_headers(token, proof))
+            .await
+            .map(|_| ())
+    }
+
+    async fn get(&self, proof: &str) -> Result<(), Error> {
+        self.send(Method::GET, "/api/me", &self.token, proof).await
+    }
+}
+
+fn dpop_headers(token: &str, proof: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("DPoP {token}")).unwrap(),
+    );
+    h.insert("dpop", HeaderValue::from_str(proof).unwrap());
+    h
+}
+
+fn proof_err(reason: &'static str) -> Result<(), Error> {
+    Err(Error::InvalidProof(reason))
+}
+
+#[tokio::test]
+async fn a_valid_request_is_accepted_for_every_default_algorithm() {
+    for alg in Algorithm::DEFAULT {
+        let f = Fixture::with(alg, |b| b);
+        let ok = f
+            .layer
+            .verify(
+                &Method::GET,
+                "/api/me",
+                &dpop_headers(&f.token, &f.proof().sign()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(ok.algorithm(), alg);
+        assert_eq!(ok.jkt().to_base64url(), f.client.jkt());
+        assert_eq!(ok.token().subject(), Some("alice"));
+    }
+}
+
+// ---- 1. Headers ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn header_rules() {
+    let f = Fixture::new();
+    let proof = f.proof().sign();
+    let auth = format!("DPoP {}", f.token);
+    let cases: Vec<(&str, Vec<(&str, String)>, Error)> = vec![
+        ("nothing at all", vec![], Error::MissingCredentials),
+        (
+            "proof without token",
+            vec![("dpop", proof.clone())],
+            Error::MissingCredentials,
+        ),
+        (
+            "bearer scheme",
+            vec![
+                ("authorization", format!("Bearer {}", f.token)),
+                ("dpop", proof.clone()),
+            ],
+            Error::MissingCredentials,
+        ),
+        (
+            "basic scheme",
+            vec![("authorization", "Basic YTpi".into())],
+            Error::MissingCredentials,
+        ),
+        (
+            "two authorization fields",
+            vec![
+                ("authorization", auth.clone()),
+                ("authorization", auth.clone()),
+                ("dpop", proof.clone()),
+            ],
+            Error::InvalidRequest("more than one Authorization header"),
+        ),
+        (
+            "two dpop fields",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", proof.clone()),
+                ("dpop", proof.clone()),
+            ],
+            Error::InvalidRequest("more than one DPoP header"),
+        ),
+        (
+            "two dpop fields, no token",
+            vec![("dpop", proof.clone()), ("dpop", proof.clone())],
+            Error::InvalidRequest("more than one DPoP header"),
+        ),
+        (
+            "scheme without token",
+            vec![("authorization", "DPoP".into()), ("dpop", proof.clone())],
+            Error::InvalidRequest("Authorization DPoP credentials are not a token68 value"),
+        ),
+        (
+            "token not token68",
+            vec![
+                ("authorization", "DPoP a,b".into()),
+                ("dpop", proof.clone()),
+            ],
+            Error::InvalidRequest("Authorization DPoP credentials are not a token68 value"),
+        ),
+        (
+            "two tokens",
+            vec![
+                ("authorization", format!("{auth} {}", f.token)),
+                ("dpop", proof.clone()),
+            ],
+            Error::InvalidRequest("Authorization DPoP credentials are not a token68 value"),
+        ),
+        (
+            "dpop not token68",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", format!("{proof} x")),
+            ],
+            Error::InvalidRequest("DPoP header is not a token68 value"),
+        ),
+        (
+            "empty dpop",
+            vec![("authorization", auth.clone()), ("dpop", String::new())],
+            Error::InvalidRequest("DPoP header is not a token68 value"),
+        ),
+        (
+            "token without proof",
+            vec![("authorization", auth.clone())],
+            Error::InvalidProof("missing DPoP proof header"),
+        ),
+    ];
+    for (name, fields, expected) in cases {
+        let mut h = HeaderMap::new();
+        for (k, v) in fields {
+            h.append(k, HeaderValue::from_str(&v).unwrap());
+        }
+        assert_eq!(
+            f.layer
+                .verify(&Method::GET, "/api/me", &h)
+                .await
+                .unwrap_err(),
+            expected,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn scheme_is_case_insensitive_and_extra_spaces_allowed() {
+    let f = Fixture::new();
+    for scheme in ["dpop", "DPOP", "DPoP", "dPoP"] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("{scheme}  {}", f.token)).unwrap(),
+        );
+        h.insert("dpop", HeaderValue::from_str(&f.proof().sign()).unwrap());
+        f.layer
+            .verify(&Method::GET, "/api/me", &h)
+            .await
+            .unwrap_or_else(|e| panic!("{scheme}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn proof_size_is_checked_before_decoding() {
+    let f = Fixture::new();
+    // Not even a JWS: the size check must fire first.
+    let huge = "A".repeat(8 * 1024 + 1);
+    assert_eq!(f.get(&huge).await, proof_err("DPoP proof is too large"));
+    // A real proof padded past the limit with an extra claim.
+    let padded = f.proof().claim("pad", json!("x".repeat(9000))).sign();
+    assert_eq!(f.get(&padded).await, proof_err("DPoP proof is too large"));
+    // The limit is configurable.
+    let g = Fixture::with(Algorithm::ES256, |b| b.max_proof_size(16 * 1024));
+    let padded = g.proof().claim("pad", json!("x".repeat(9000))).sign();
+    assert_eq!(g.get(&padded).await, Ok(()));
+}
+
+// ---- 2. Proof checks -----------------------------------------------------------------
+
+#[tokio::test]
+async fn compact_jws_with_three_parts() {
+    let f = Fixture::new();
+    let proof = f.proof().sign();
+    let (h, rest) = proof.split_once('.').unwrap();
+    let (p, _) = rest.split_once('.').unwrap();
+    for bad in [
+        format!("{h}.{p}"),
+        format!("{h}.{p}.sig.extra"),
+        format!("{h}..{p}"),
+        format!("{h}.{p}."),
+    ] {
+        assert_eq!(
+            f.get(&bad).await,
+            proof_err("proof is not a compact JWS with three parts"),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn typ_must_be_dpop_jwt() {
+    let f = Fixture::new();
+    assert_eq!(
+        f.get(&f.proof().header("typ", json!("JWT")).sign()).await,
+        proof_err("proof typ is not dpop+jwt")
+    );
+    assert_eq!(
+        f.get(&f.proof().header("typ", json!("at+jwt")).sign())
+            .await,
+        proof_err("proof typ is not dpop+jwt")
+    );
+    assert_eq!(
+        f.get(&f.proof().without_header("typ").sign()).await,
+        proof_err("proof header has no typ")
+    );
+}
+
+#[tokio::test]
+async fn alg_must_be_asymmetric_and_allowed() {
+    let f = Fixture::new();
+    for alg in ["none", "HS256", "HS512", "ES256K", "es256", ""] {
+        assert_eq!(
+            f.get(&f.proof().header("alg", json!(alg)).sign()).await,
+            proof_err("proof alg is not an accepted asymmetric algorithm"),
+            "{alg}"
+        );
+    }
+    assert_eq!(
+        f.get(&f.proof().without_header("alg").sign()).await,
+        proof_err("proof header has no alg")
+    );
+    // The allow-list is honoured: an EdDSA proof against an ES256-only layer.
+    let g = Fixture::with(Algorithm::EdDSA, |b| b.algorithms([Algorithm::ES256]));
+    assert_eq!(
+        g.get(&g.proof().sign()).await,
+        proof_err("proof alg is not an accepted asymmetric algorithm")
+    );
+}
+
+#[tokio::test]
+async fn alg_must_fit_the_key() {
+    let f = Fixture::new();
+    for alg in ["ES384", "ES512", "RS256", "PS256", "EdDSA", "Ed25519"] {
+        assert_eq!(
+            f.get(&f.proof().header("alg", json!(alg)).sign()).await,
+            proof_err("proof alg does not match the jwk key type or curve"),
+            "{alg}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn jwk_must_be_public() {
+    let f = Fixture::new();
+    for member in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+        let mut jwk = f.client.public_jwk().clone();
+        jwk[member] = json!("AAAA");
+        assert_eq!(
+            f.get(&f.proof().header("jwk", jwk).sign()).await,
+            proof_err("jwk contains private or symmetric key material"),
+            "{member}"
+        );
+    }
+    assert_eq!(
+        f.get(&f.proof().without_header("jwk").sign()).await,
+        proof_err("proof header has no jwk")
+    );
+    let g = Fixture::with(Algorithm::RS256, |b| b);
+    let mut jwk = g.client.public_jwk().clone();
+    jwk["d"] = json!("AAAA");
+    assert_eq!(
+        g.get(&g.proof().header("jwk", jwk).sign()).await,
+        proof_err("jwk contains private or symmetric key material")
+    );
+}
+
+#[tokio::test]
+async fn signature_must_verify_with_the_jwk() {
+    let f = Fixture::new();
+    // Signed by another key, but carrying the bound key's jwk.
+    let other = ClientKey::generate(Algorithm::ES256);
+    let forged = other
+        .proof("GET", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .header("jwk", f.client.public_jwk().clone())
+        .sign();
+    assert_eq!(
+        f.get(&forged).await,
+        proof_err("proof signature is invalid")
+    );
+    // A valid proof whose claims were changed after signing.
+    let good = f.proof().sign();
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let changed = f
+        .client
+        .proof("GET", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .jti("other")
+        .sign();
+    parts[1] = changed.split('.').nth(1).unwrap().to_owned();
+    assert_eq!(
+        f.get(&parts.join(".")).await,
+        proof_err("proof signature is invalid")
+    );
+    // A truncated signature.
+    let short = format!("{}.{}.AAAA", parts[0], changed.split('.').nth(1).unwrap());
+    assert_eq!(f.get(&short).await, proof_err("proof signature is invalid"));
+}
+
+#[tokio::test]
+async fn required_claims_present_and_typed() {
+    let f = Fixture::new();
+    for claim in ["jti", "htm", "htu", "iat", "ath"] {
+        let reason: &'static str = match claim {
+            "jti" => "proof has no jti",
+            "htm" => "proof has no htm",
+            "htu" => "proof has no htu",
+            "iat" => "proof has no iat",
+            _ => "proof has no ath",
+        };
+        assert_eq!(
+            f.get(&f.proof().without_claim(claim).sign()).await,
+            proof_err(reason),
+            "{claim}"
+        );
+    }
+    let mistyped = "proof claims are not a JSON object with claims of the right types";
+    for (claim, value) in [
+        ("iat", json!("1800000000")),
+        ("jti", json!(12)),
+        ("htm", json!(["GET"])),
+        ("ath", json!({})),
+    ] {
+        assert_eq!(
+            f.get(&f.proof().claim(claim, value.clone()).sign()).await,
+            proof_err(mistyped),
+            "{claim}={value}"
+        );
+    }
+    // A null claim counts as absent.
+    assert_eq!(
+        f.get(&f.proof().claim("htu", json!(null)).sign()).await,
+        proof_err("proof has no htu")
+    );
+    assert_eq!(
+        f.get(&f.proof().jti("").sign()).await,
+        proof_err("proof jti is empty or too long")
+    );
+    assert_eq!(
+        f.get(&f.proof().jti(&"j".repeat(257)).sign()).await,
+        proof_err("proof jti is empty or too long")
+    );
+}
+
+#[tokio::test]
+async fn htm_must_equal_the_method_exactly() {
+    let f = Fixture::new();
+    let lower = f
+        .client
+        .proof("get", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.get(&lower).await,
+        proof_err("htm does not match the request method")
+    );
+    let post = f
+        .client
+        .proof("POST", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.get(&post).await,
+        proof_err("htm does not match the request method")
+    );
+    let post_ok = f
+        .client
+        .proof("POST", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.send(Method::POST, "/api/me", &f.token, &post_ok).await,
+        Ok(())
+    );
+}
+
+#[tokio::test]
+async fn htu_must_match_the_public_origin_and_path() {
+    let f = Fixture::new();
+    let with = |htu: &str| {
+        f.client
+            .proof("GET", htu)
+            .access_token(&f.token)
+            .iat(T0)
+            .sign()
+    };
+    let accepted = [
+        "https://api.example.com/api/me",
+        "HTTPS://API.EXAMPLE.COM/api/me",
+        "https://api.example.com:443/api/me",
+        "https://api.example.com/api/me?x=1",
+        "https://api.example.com/api/me#frag",
+        "https://api.example.com/api/%6De",
+    ];
+    for htu in accepted {
+        assert_eq!(f.get(&with(htu)).await, Ok(()), "{htu}");
+    }
+    let rejected = [
+        "https://api.example.com/api/you",
+        "https://api.example.com/API/me",
+        "https://api.example.com/api/me/",
+        "http://api.example.com/api/me",
+        "https://api.example.com:8443/api/me",
+        "https://evil.example.com/api/me",
+        "https://api.example.com.evil.com/api/me",
+        "/api/me",
+        "api.example.com/api/me",
+        "https://user@api.example.com/api/me",
+    ];
+    for htu in rejected {
+        assert_eq!(
+            f.get(&with(htu)).await,
+            proof_err("htu does not match the request URI"),
+            "{htu}"
+        );
+    }
+    // The request's query is ignored too, and a path with dot segments never matches.
+    assert_eq!(
+        f.send(Method::GET, "/api/me?page=2", &f.token, &with(URL))
+            .await,
+        Ok(())
+    );
+    assert_eq!(
+        f.send(Method::GET, "/api/x/../me", &f.token, &with(URL))
+            .await,
+        proof_err("htu does not match the request URI")
+    );
+}
+
+#[tokio::test]
+async fn htu_never_comes_from_the_host_header() {
+    let f = Fixture::new();
+    let evil = f
+        .client
+        .proof("GET", "https://evil.example.com/api/me")
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    let mut h = dpop_headers(&f.token, &evil);
+    h.insert("host", HeaderValue::from_static("evil.example.com"));
+    h.insert(
+        "x-forwarded-host",
+        HeaderValue::from_static("evil.example.com"),
+    );
+    assert_eq!(
+        f.layer
+            .verify(&Method::GET, "/api/me", &h)
+            .await
+            .unwrap_err(),
+        Error::InvalidProof("htu does not match the request URI")
+    );
+}
+
+#[tokio::test]
+async fn several_public_origins() {
+    let f = Fixture::with(Algorithm::ES256, |b| {
+        b.public_origin("http://localhost:8080")
+    });
+    let local = f
+        .client
+        .proof("GET", "http://localhost:8080/api/me")
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    assert_eq!(f.get(&local).await, Ok(()));
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+}
+
+#[tokio::test]
+async fn iat_window_boundaries() {
+    let f = Fixture::new();
+    // Defaults: 60 s in the past, 5 s in the future.
+    assert_eq!(f.get(&f.proof().iat(T0 - 60).sign()).await, Ok(()));
+    assert_eq!(
+        f.get(&f.proof().iat(T0 - 61).sign()).await,
+        proof_err("proof iat is too old")
+    );
+    assert_eq!(f.get(&f.proof().iat(T0 + 5).sign()).await, Ok(()));
+    assert_eq!(
+        f.get(&f.proof().iat(T0 + 6).sign()).await,
+        proof_err("proof iat is in the future")
+    );
+    // Configured windows.
+    let g = Fixture::with(Algorithm::ES256, |b| {
+        b.max_proof_age(Duration::from_secs(10))
+            .future_leeway(Duration::ZERO)
+    });
+    assert_eq!(
+        g.get(&g.proof().iat(T0 - 11).sign()).await,
+        proof_err("proof iat is too old")
+    );
+    assert_eq!(
+        g.get(&g.proof().iat(T0 + 1).sign()).await,
+        proof_err("proof iat is in the future")
+    );
+    assert_eq!(g.get(&g.proof().iat(T0 - 10).sign()).await, Ok(()));
+    // Moving the clock makes a once-fresh proof stale.
+    let proof = f.proof().sign();
+    f.clock.advance(Duration::from_secs(61));
+    assert_eq!(f.get(&proof).await, proof_err("proof iat is too old"));
+}
+
+#[tokio::test]
+async fn ath_must_be_the_token_hash() {
+    let f = Fixture::new();
+    let other = f.issuer.token_for(f.client.jkt(), T0 + 3600);
+    let for_other = f
+        .client
+        .proof("GET", URL)
+        .access_token(&other)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.get(&for_other).await,
+        proof_err("ath does not match the access token")
+    );
+    assert_eq!(
+        f.get(&f.proof().claim("ath", json!("not-a-hash")).sign())
+            .await,
+        proof_err("ath does not match the access token")
+    );
+    // The same hash in standard base64 (with padding) is not base64url.
+    let std_b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        <sha2::Sha256 as sha2::Digest>::digest(f.token.as_bytes()),
+    );
+    assert_eq!(
+        f.get(&f.proof().claim("ath", json!(std_b64)).sign()).await,
+        proof_err("ath does not match the access token")
+    );
+}
+
+// ---- 3. Key binding and the access token ---------------------------------------------
+
+#[tokio::test]
+async fn token_must_be_bound_to_the_proof_key() {
+    let f = Fixture::new();
+    let thief = ClientKey::generate(Algorithm::ES256);
+    let stolen = thief
+        .proof("GET", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.get(&stolen).await,
+        Err(Error::InvalidToken("Invalid DPoP key binding".into()))
+    );
+}
+
+#[tokio::test]
+async fn token_without_cnf_jkt_is_refused_under_dpop() {
+    let f = Fixture::new();
+    let unbound = f.issuer.mint(&json!({"iss": f.issuer.issuer(), "aud": "https://api.example.com", "sub": "bob", "exp": T0 + 60}));
+    let proof = f
+        .client
+        .proof("GET", URL)
+        .access_token(&unbound)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.send(Method::GET, "/api/me", &unbound, &proof).await,
+        Err(Error::InvalidToken(
+            "access token is not DPoP-bound (no cnf.jkt)".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn token_validity() {
+    let f = Fixture::new();
+    let mint = |claims: serde_json::Value| f.issuer.mint(&claims);
+    let base = json!({"iss": f.issuer.issuer(), "aud": "https://api.example.com", "sub": "a", "cnf": {"jkt": f.client.jkt()}, "exp": T0 + 60});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        mint(c)
+    };
+    let cases = [
+        (
+            "expired",
+            with("exp", json!(T0)),
+            "access token has expired",
+        ),
+        (
+            "not yet valid",
+            with("nbf", json!(T0 + 10)),
+            "access token is not yet valid",
+        ),
+        (
+            "other issuer",
+            with("iss", json!("https://evil.example.com")),
+            "access token issuer is not accepted",
+        ),
+        (
+            "other audience",
+            with("aud", json!("https://other.example.com")),
+            "access token audience is not accepted",
+        ),
+        (
+            "signed by another issuer",
+            TestIssuer::new().mint(&base),
+            "access token signature is invalid or its key is unknown",
+        ),
+        (
+            "not a JWT",
+            "opaque-token".to_owned(),
+            "access token is not a signed JWT",
+        ),
+    ];
+    for (name, token, reason) in cases {
+        let proof = f
+            .client
+            .proof("GET", URL)
+            .access_token(&token)
+            .iat(T0)
+            .sign();
+        assert_eq!(
+            f.send(Method::GET, "/api/me", &token, &proof).await,
+            Err(Error::InvalidToken(reason.into())),
+            "{name}"
+        );
+    }
+    // aud may be an array that contains the audience.
+    let arr = with("aud", json!(["x", "https://api.example.com"]));
+    let proof = f.client.proof("GET", URL).access_token(&arr).iat(T0).sign();
+    assert_eq!(f.send(Method::GET, "/api/me", &arr, &proof).await, Ok(()));
+}
+
+#[tokio::test]
+async fn token_with_unsigned_or_mac_alg_is_refused() {
+    let f = Fixture::new();
+    let b64 = |v: serde_json::Value| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            v.to_string(),
+        )
+    };
+    let claims = json!({"iss": f.issuer.issuer(), "aud": "https://api.example.com", "cnf": {"jkt": f.client.jkt()}, "exp": T0 + 60});
+    for alg in ["none", "HS256"] {
+        let token = format!(
+            "{}.{}.c2ln",
+            b64(json!({"alg": alg, "typ": "at+jwt"})),
+            b64(claims.clone())
+        );
+        let proof = f
+            .client
+            .proof("GET", URL)
+            .access_token(&token)
+            .iat(T0)
+            .sign();
+        assert_eq!(
+            f.send(Method::GET, "/api/me", &token, &proof).await,
+            Err(Error::InvalidToken(
+                "access token alg is not accepted".into()
+            )),
+            "{alg}"
+        );
+    }
+}
+
+/// Counts validations, to show a token is validated once, not per request.
+#[derive(Debug)]
+struct Counting<V> {
+    inner: V,
+    calls: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl<V: TokenValidator> TokenValidator for Counting<V> {
+    async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.validate(token).await
+    }
+}
+
+#[tokio::test]
+async fn token_is_validated_once_and_expires_from_the_cache() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let issuer = TestIssuer::new();
+    let f = {
+        let counting = Counting {
+            inner: validator(&issuer),
+            calls: calls.clone(),
+        };
+        let client = ClientKey::generate(Algorithm::ES256);
+        let token = issuer.token_for(client.jkt(), T0 + 30);
+        let clock = ManualClock::at_unix(T0);
+        let layer = DpopLayer::builder()
+            .public_origin(ORIGIN)
+            .token_validator(counting)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        Fixture {
+            issuer,
+            client,
+            token,
+            clock,
+            layer,
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Past `exp` the cached token is refused, whatever the cache holds.
+    f.clock.advance(Duration::from_secs(30));
+    let late = f.proof().iat(T0 + 30).sign();
+    assert_eq!(
+        f.get(&late).await,
+        Err(Error::InvalidToken("access token has expired".into()))
+    );
+    // Invalid tokens are not cached: each attempt is validated.
+    let bad = "a.b.c";
+    for _ in 0..2 {
+        let proof = f
+            .client
+            .proof("GET", URL)
+            .access_token(bad)
+            .iat(T0 + 30)
+            .sign();
+        assert!(f
+            .send(Method::GET, "/api/me", bad, &proof)
+            .await
+            .unwrap_err()
+            .is_invalid_token());
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[derive(Debug)]
+struct Unavailable;
+
+#[async_trait]
+impl TokenValidator for Unavailable {
+    async fn validate(&self, _: &str) -> Result<AccessToken, TokenError> {
+        Err(TokenError::unavailable("authorization server down"))
+    }
+}
+
+#[tokio::test]
+async fn token_validator_that_cannot_answer_fails_closed() {
+    let f = Fixture::with(Algorithm::ES256, |b| b.token_validator(Unavailable));
+    assert_eq!(
+        f.get(&f.proof().sign()).await,
+        Err(Error::Unavailable(
+            "access token validation is unavailable".into()
+        ))
+    );
+}
+
+// ---- 4. Replay -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn jti_is_accepted_once_per_key() {
+    let f = Fixture::new();
+    let proof = f.proof().jti("same").sign();
+    assert_eq!(f.get(&proof).await, Ok(()));
+    assert_eq!(f.get(&proof).await, proof_err("proof jti was already used"));
+    // A new proof reusing the jti is a replay too (same key).
+    assert_eq!(
+        f.get(&f.proof().jti("same").iat(T0 - 1).sign()).await,
+        proof_err("proof jti was already used")
+    );
+    // Another key may use the same jti.
+    let other = ClientKey::generate(Algorithm::ES256);
+    let token = f.issuer.token_for(other.jkt(), T0 + 3600);
+    let p = other
+        .proof("GET", URL)
+        .access_token(&token)
+        .iat(T0)
+        .jti("same")
+        .sign();
+    assert_eq!(f.send(Method::GET, "/api/me", &token, &p).await, Ok(()));
+}
+
+/// Records calls; answers as told.
+#[derive(Debug, Default)]
+struct ProbeStore {
+    calls: AtomicUsize,
+    fail: bool,
+    ttls: std::sync::Mutex<Vec<Duration>>,
+}
+
+#[async_trait]
+impl ReplayStore for ProbeStore {
+    async fn check_and_insert(&self, _: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.ttls.lock().unwrap().push(ttl);
+        if self.fail {
+            Err(ReplayError::Backend("connection refused".into()))
+        } else {
+            Ok(Seen::First)
+        }
+    }
+}
+
+#[tokio::test]
+async fn replay_store_is_asked_only_after_the_signature_verified() {
+    let store = Arc::new(ProbeStore::default());
+    let f = Fixture::with(Algorithm::ES256, |b| b.replay_store(store.clone()));
+    let other = ClientKey::generate(Algorithm::ES256);
+    let forged = other
+        .proof("GET", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .header("jwk", f.client.public_jwk().clone())
+        .sign();
+    for _ in 0..10 {
+        assert_eq!(
+            f.get(&forged).await,
+            proof_err("proof signature is invalid")
+        );
+    }
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        0,
+        "unsigned proofs must never reach the store"
+    );
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+    assert_eq!(store.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn replay_entry_lives_as_long_as_the_proof_is_acceptable() {
+    let store = Arc::new(ProbeStore::default());
+    let f = Fixture::with(Algorithm::ES256, |b| b.replay_store(store.clone()));
+    assert_eq!(f.get(&f.proof().iat(T0).sign()).await, Ok(()));
+    assert_eq!(f.get(&f.proof().iat(T0 - 50).sign()).await, Ok(()));
+    assert_eq!(f.get(&f.proof().iat(T0 + 5).sign()).await, Ok(()));
+    let ttls = store.ttls.lock().unwrap().clone();
+    assert_eq!(
+        ttls,
+        vec![
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            Duration::from_secs(65)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn replay_store_failure_fails_closed() {
+    let store = Arc::new(ProbeStore {
+        fail: true,
+        ..ProbeStore::default()
+    });
+    let f = Fixture::with(Algorithm::ES256, |b| b.replay_store(store.clone()));
+    assert_eq!(
+        f.get(&f.proof().sign()).await,
+        Err(Error::Unavailable("replay store is unavailable".into()))
+    );
+}
+
+#[tokio::test]
+async fn full_memory_store_fails_closed() {
+    let f = Fixture::with(Algorithm::ES256, |b| {
+        b.replay_store(tower_dpop::replay::MemoryReplayStore::new(2))
+    });
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+    assert_eq!(
+        f.get(&f.proof().sign()).await,
+        Err(Error::Unavailable("replay cache is full".into()))
+    );
+}
+
+// ---- 5. Configuration ----------------------------------------------------------------
+
+#[test]
+fn configuration_is_validated_at_build_time() {
+    let issuer = TestIssuer::new();
+    let ok = || {
+        DpopLayer::builder()
+            .public_origin(ORIGIN)
+            .token_validator(validator(&issuer))
+    };
+    assert!(ok().build().is_ok());
+    let cases: Vec<(&str, DpopLayerBuilder)> = vec![
+        (
+            "no origin",
+            DpopLayer::builder().token_validator(validator(&issuer)),
+        ),
+        ("no validator", DpopLayer::builder().public_origin(ORIGIN)),
+        (
+            "origin with a path",
+            ok().public_origin("https://api.example.com/api"),
+        ),
+        (
+            "origin not http",
+            ok().public_origin("ftp://api.example.com"),
+        ),
+        ("no algorithms", ok().algorithms([])),
+        ("zero max age", ok().max_proof_age(Duration::ZERO)),
+        (
+            "huge max age",
+            ok().max_proof_age(Duration::from_secs(86_400)),
+        ),
+        ("huge leeway", ok().future_leeway(Duration::from_secs(3600))),
+        ("tiny proof limit", ok().max_proof_size(10)),
+    ];
+    for (name, builder) in cases {
+        let err = builder.build().unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid DPoP configuration"),
+            "{name}: {err}"
+        );
+    }
+    assert!(
+        JwtValidator::builder().build().is_err(),
+        "a JWT validator needs keys"
+    );
+    assert!(
+        JwtValidator::builder().jwks_json("{").build().is_err(),
+        "bad JWKS"
+    );
+    assert!(
+        JwtValidator::builder()
+            .jwks_json(&issuer.jwks_json())
+            .algorithms(["HS256"])
+            .build()
+            .is_err(),
+        "MAC"
+    );
+    assert_eq!(random_id(16).len(), 22);
+}
