@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::htu::PublicOrigin;
 use crate::key::KeyCache;
 use crate::layer::DpopLayer;
+use crate::nonce::{NoncePolicy, NonceSecret, Nonces};
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
@@ -48,6 +49,9 @@ pub struct DpopConfig {
     pub(crate) replay: Arc<dyn ReplayStore>,
     pub(crate) keys: KeyCache,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) nonce_policy: NoncePolicy,
+    /// `Some` whenever the policy is not `Off`.
+    pub(crate) nonces: Option<Nonces>,
 }
 
 impl fmt::Debug for DpopConfig {
@@ -63,11 +67,30 @@ impl fmt::Debug for DpopConfig {
             .field("validator", &self.validator)
             .field("replay", &self.replay)
             .field("clock", &self.clock)
+            .field("nonce_policy", &self.nonce_policy)
             .finish_non_exhaustive()
     }
 }
 
 impl DpopConfig {
+    /// The nonces this layer issues and checks, when its policy may require them.
+    #[must_use]
+    pub fn nonces(&self) -> Option<&Nonces> {
+        self.nonces.as_ref()
+    }
+
+    /// The nonce this request must carry is required by the policy.
+    pub(crate) fn nonce_required(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Option<&Nonces> {
+        self.nonces
+            .as_ref()
+            .filter(|_| self.nonce_policy.applies(method, path, headers))
+    }
+
     /// The public origins proofs are checked against.
     #[must_use]
     pub fn origins(&self) -> &[PublicOrigin] {
@@ -110,6 +133,9 @@ impl DpopConfig {
 /// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by SHA-256, until `exp` |
 /// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
 /// | [`clock`](Self::clock) | [`SystemClock`] | inject a [`ManualClock`](crate::clock::ManualClock) in tests |
+/// | [`nonce_policy`](Self::nonce_policy) | [`NoncePolicy::Off`] | nonces cost clients a round trip; turn them on to bound proofs by the server's clock |
+/// | [`nonce_secret`](Self::nonce_secret) | a random secret per layer | give every instance the same secret(s) so they accept each other's nonces |
+/// | [`nonce_lifetime`](Self::nonce_lifetime) | 5 min | a fresh nonce is sent on success once a third of it is left |
 #[must_use]
 pub struct DpopLayerBuilder {
     origins: Vec<String>,
@@ -125,6 +151,9 @@ pub struct DpopLayerBuilder {
     token_cache_capacity: u64,
     token_cache_max_ttl: Duration,
     clock: Arc<dyn Clock>,
+    nonce_policy: NoncePolicy,
+    nonce_secrets: Vec<NonceSecret>,
+    nonce_lifetime: Duration,
 }
 
 impl fmt::Debug for DpopLayerBuilder {
@@ -152,6 +181,9 @@ impl Default for DpopLayerBuilder {
             token_cache_capacity: 10_000,
             token_cache_max_ttl: Duration::from_secs(300),
             clock: Arc::new(SystemClock),
+            nonce_policy: NoncePolicy::Off,
+            nonce_secrets: Vec::new(),
+            nonce_lifetime: Duration::from_secs(300),
         }
     }
 }
@@ -237,6 +269,26 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Sets when proofs must carry a server nonce (default [`NoncePolicy::Off`]).
+    pub fn nonce_policy(mut self, policy: NoncePolicy) -> Self {
+        self.nonce_policy = policy;
+        self
+    }
+
+    /// Adds a nonce secret. The first one added signs new nonces; every one added is accepted,
+    /// so rotate by adding the new secret first and keeping the old one until its nonces
+    /// expire. Without any, a random secret is made when the layer is built.
+    pub fn nonce_secret(mut self, secret: NonceSecret) -> Self {
+        self.nonce_secrets.push(secret);
+        self
+    }
+
+    /// Sets how long a nonce is accepted after it was issued (default 5 min, 10 s to 1 h).
+    pub fn nonce_lifetime(mut self, lifetime: Duration) -> Self {
+        self.nonce_lifetime = lifetime;
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -299,6 +351,17 @@ impl DpopLayerBuilder {
                 "max_token_size must be between 256 B and 64 KiB",
             ));
         }
+        let nonces = match self.nonce_policy {
+            NoncePolicy::Off => None,
+            _ => {
+                let secrets = if self.nonce_secrets.is_empty() {
+                    vec![NonceSecret::random()?]
+                } else {
+                    self.nonce_secrets
+                };
+                Some(Nonces::new(secrets, self.nonce_lifetime)?)
+            }
+        };
         let algs_param = algorithms
             .iter()
             .map(|a| a.as_str())
@@ -320,6 +383,8 @@ impl DpopLayerBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
             keys: KeyCache::new(self.key_cache_capacity),
             clock: self.clock,
+            nonce_policy: self.nonce_policy,
+            nonces,
         })
     }
 }

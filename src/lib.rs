@@ -71,6 +71,7 @@ pub mod htu;
 mod jwk;
 mod key;
 pub mod layer;
+pub mod nonce;
 pub mod proof;
 pub mod replay;
 pub mod testing;

@@ -165,7 +165,6 @@ impl ClientKey {
     }
 
     /// Starts a proof for `method` and `url` (the `htu`), with `iat` now and a random `jti`.
-    #[must_use]
     pub fn proof(&self, method: &str, url: &str) -> ProofBuilder<'_> {
         ProofBuilder {
             key: self,

@@ -34,6 +34,8 @@ pub struct VerifiedRequest {
     jkt: Thumbprint,
     proof: Arc<ProofClaims>,
     alg: Algorithm,
+    /// The client's nonce is in the last third of its life: send the next one.
+    pub(crate) refresh_nonce: bool,
 }
 
 impl VerifiedRequest {
@@ -73,7 +75,7 @@ fn is_token68(s: &str) -> bool {
 
 /// The access token from `Authorization: DPoP <token>`; `None` when there is no
 /// `Authorization` header or it uses another scheme.
-fn dpop_token<'h>(headers: &'h HeaderMap, max_len: usize) -> Result<Option<&'h str>, Error> {
+fn dpop_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -231,6 +233,20 @@ pub async fn verify_request(
         return Err(Error::InvalidProof("proof signature is invalid"));
     }
 
+    // The server nonce, when the policy asks for one: reported only for signed proofs.
+    let mut refresh_nonce = false;
+    if let Some(nonces) = config.nonce_required(method, path, headers) {
+        let Some(nonce) = claims.nonce.as_deref() else {
+            return Err(Error::UseNonce(
+                "Resource server requires nonce in DPoP proof",
+            ));
+        };
+        let issued_at = nonces
+            .check(nonce, now)
+            .map_err(|e| Error::UseNonce(e.description()))?;
+        refresh_nonce = nonces.should_refresh(issued_at, now);
+    }
+
     // Replay, last: only signed proofs reach the store.
     let ttl = Duration::from_secs(
         claims
@@ -260,6 +276,7 @@ pub async fn verify_request(
         jkt: tp,
         proof: Arc::new(claims.to_owned_claims()),
         alg: header.alg,
+        refresh_nonce,
     })
 }
 

@@ -20,6 +20,26 @@ pub(crate) fn challenge(error: &Error, config: &DpopConfig) -> Option<String> {
     }
 }
 
+/// The `DPoP-Nonce` response header.
+pub(crate) static DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
+/// Adds a fresh `DPoP-Nonce` (and `Cache-Control: no-store` unless the response set its own
+/// caching, RFC 9449 section 8.2).
+pub(crate) fn add_nonce<B>(response: &mut Response<B>, config: &DpopConfig) {
+    let Some(nonces) = config.nonces.as_ref() else {
+        return;
+    };
+    let nonce = nonces.issue(config.clock.unix_seconds());
+    if let Ok(value) = HeaderValue::from_str(&nonce) {
+        response.headers_mut().insert(DPOP_NONCE.clone(), value);
+    }
+    if !response.headers().contains_key(CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
 /// The response for a rejected request. The error is also put in the response extensions
 /// so outer layers can see why.
 pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Response<B> {

@@ -90,12 +90,26 @@ where
                         path = %path,
                         "DPoP request accepted"
                     );
+                    let refresh = verified.refresh_nonce;
                     parts.extensions.insert(verified);
-                    inner.call(Request::from_parts(parts, body)).await
+                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+                    if refresh {
+                        super::response::add_nonce(&mut response, &config);
+                    }
+                    Ok(response)
                 }
                 Err(error) => {
                     log_rejection(&error, &parts.method, &path);
-                    Ok(super::response::rejection(error, &config))
+                    let nonce = matches!(error, Error::UseNonce(_))
+                        || (error.status() == http::StatusCode::UNAUTHORIZED
+                            && config
+                                .nonce_required(&parts.method, &path, &parts.headers)
+                                .is_some());
+                    let mut response = super::response::rejection(error, &config);
+                    if nonce {
+                        super::response::add_nonce(&mut response, &config);
+                    }
+                    Ok(response)
                 }
             }
         })

@@ -122,7 +122,6 @@ struct Inner {
 
 impl JwtValidator {
     /// Starts configuring a validator.
-    #[must_use]
     pub fn builder() -> JwtValidatorBuilder {
         JwtValidatorBuilder::default()
     }

@@ -1,0 +1,349 @@
+//! Server-provided nonces (RFC 9449 sections 8 and 9), made and checked without storage.
+//!
+//! A nonce is `base64url(version || issued_at || salt || HMAC-SHA-256(secret, label || version
+//! || issued_at || salt)[..16])`, with 5 random salt bytes so that no two nonces are alike: 30
+//! bytes, 40 characters. It is valid for a configured lifetime from
+//! `issued_at` by the server's clock, so it bounds a proof's life by the server's clock rather
+//! than the client's. Any instance given the same secret accepts it; secrets rotate by listing
+//! several (the first signs, all verify). MACs are compared in constant time.
+//!
+//! Nonces are not secret and not single-use: the replay store still refuses a repeated `jti`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Method};
+use sha2::Sha256;
+
+use crate::config::ConfigError;
+
+const VERSION: u8 = 1;
+const LABEL: &[u8] = b"tower-dpop nonce";
+const TAG_LEN: usize = 16;
+const SALT_LEN: usize = 5;
+const HEAD_LEN: usize = 1 + 8 + SALT_LEN;
+const RAW_LEN: usize = HEAD_LEN + TAG_LEN;
+/// Length of an encoded nonce, in characters.
+pub const NONCE_LEN: usize = 40;
+/// How far in the future (by this server's clock) a nonce's issue time may be: instances of a
+/// fleet disagree a little about the time.
+const FUTURE_SKEW: u64 = 5;
+
+/// A secret nonces are made from: at least 32 bytes. Held as a keyed HMAC state.
+#[derive(Clone)]
+pub struct NonceSecret(Hmac<Sha256>);
+
+impl fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceSecret(..)")
+    }
+}
+
+impl NonceSecret {
+    /// Smallest accepted secret, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// A secret from raw bytes.
+    ///
+    /// # Errors
+    /// When it is shorter than 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
+        if bytes.len() < Self::MIN_LEN {
+            return Err(ConfigError::new(format!(
+                "a nonce secret needs at least {} bytes, got {}",
+                Self::MIN_LEN,
+                bytes.len()
+            )));
+        }
+        <Hmac<Sha256> as Mac>::new_from_slice(bytes)
+            .map(Self)
+            .map_err(|_| ConfigError::new("the nonce secret cannot key HMAC-SHA-256"))
+    }
+
+    /// A secret from its base64url form (padding optional), as stored in configuration.
+    ///
+    /// # Errors
+    /// When it is not base64url or decodes to fewer than 32 bytes.
+    pub fn from_base64url(text: &str) -> Result<Self, ConfigError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim().trim_end_matches('='))
+            .map_err(|_| ConfigError::new("a nonce secret must be base64url"))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// A new random 32-byte secret, for a single instance.
+    ///
+    /// # Errors
+    /// When the operating system's random generator fails.
+    pub fn random() -> Result<Self, ConfigError> {
+        let mut bytes = [0u8; 32];
+        openssl::rand::rand_bytes(&mut bytes)
+            .map_err(|e| ConfigError::new(format!("no randomness for the nonce secret: {e}")))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The MAC over the nonce's head (version, issue time, salt).
+    fn mac(&self, head: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(LABEL);
+        mac.update(head);
+        mac
+    }
+}
+
+/// Random bytes that make every nonce unique. Should the generator fail, the nonce is still
+/// authentic, only not unique within its second.
+fn random_salt() -> [u8; SALT_LEN] {
+    let mut salt = [0u8; SALT_LEN];
+    if openssl::rand::rand_bytes(&mut salt).is_err() {
+        tracing::warn!(target: "tower_dpop", "no randomness for a nonce salt");
+    }
+    salt
+}
+
+/// When a request must carry a server nonce.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum NoncePolicy {
+    /// Never (the default): proofs are bounded by `iat` and the replay store only.
+    #[default]
+    Off,
+    /// On every request.
+    Required,
+    /// When the function says so for the request's method and path.
+    When(Arc<dyn Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync>),
+}
+
+impl NoncePolicy {
+    /// A policy decided per request, for example only for unsafe methods:
+    ///
+    /// ```
+    /// use tower_dpop::nonce::NoncePolicy;
+    /// let policy = NoncePolicy::when(|method, _path, _headers| !method.is_safe());
+    /// # let _ = policy;
+    /// ```
+    pub fn when(f: impl Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync + 'static) -> Self {
+        Self::When(Arc::new(f))
+    }
+
+    pub(crate) fn applies(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Required => true,
+            Self::When(f) => f(method, path, headers),
+        }
+    }
+}
+
+impl fmt::Debug for NoncePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("Off"),
+            Self::Required => f.write_str("Required"),
+            Self::When(_) => f.write_str("When(..)"),
+        }
+    }
+}
+
+/// Why a nonce was refused (all answered with `use_dpop_nonce` and a fresh nonce).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceError {
+    Malformed,
+    Expired,
+    FromTheFuture,
+    UnknownKey,
+}
+
+impl NonceError {
+    pub(crate) fn description(self) -> &'static str {
+        match self {
+            Self::Malformed => "DPoP nonce is not one this server issued",
+            Self::Expired => "DPoP nonce has expired",
+            Self::FromTheFuture => "DPoP nonce is not yet valid",
+            Self::UnknownKey => "DPoP nonce is not one this server issued",
+        }
+    }
+}
+
+/// Makes and checks nonces.
+#[derive(Debug, Clone)]
+pub struct Nonces {
+    secrets: Vec<NonceSecret>,
+    lifetime: Duration,
+}
+
+impl Nonces {
+    /// Nonces signed with the first secret, accepted under any, valid for `lifetime`.
+    ///
+    /// # Errors
+    /// When no secret is given or the lifetime is not between 10 s and 1 h.
+    pub fn new(secrets: Vec<NonceSecret>, lifetime: Duration) -> Result<Self, ConfigError> {
+        if secrets.is_empty() {
+            return Err(ConfigError::new("no nonce secret"));
+        }
+        if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(3600) {
+            return Err(ConfigError::new(
+                "the nonce lifetime must be between 10 s and 1 h",
+            ));
+        }
+        Ok(Self { secrets, lifetime })
+    }
+
+    /// How long a nonce is valid.
+    #[must_use]
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// A nonce issued at `now` (seconds since the Unix epoch).
+    #[must_use]
+    pub fn issue(&self, now: u64) -> String {
+        let mut raw = [0u8; RAW_LEN];
+        let (head, tag) = raw.split_at_mut(HEAD_LEN);
+        let mut fields = head.iter_mut();
+        let salt = random_salt();
+        for (dst, src) in (&mut fields).zip([VERSION].iter().chain(&now.to_be_bytes()).chain(&salt))
+        {
+            *dst = *src;
+        }
+        if let Some(secret) = self.secrets.first() {
+            let full = secret.mac(head).finalize().into_bytes();
+            for (dst, src) in tag.iter_mut().zip(full.iter()) {
+                *dst = *src;
+            }
+        }
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Checks a nonce at `now`, returning its issue time.
+    pub(crate) fn check(&self, nonce: &str, now: u64) -> Result<u64, NonceError> {
+        if nonce.len() != NONCE_LEN {
+            return Err(NonceError::Malformed);
+        }
+        let mut raw = [0u8; RAW_LEN];
+        match URL_SAFE_NO_PAD.decode_slice(nonce.as_bytes(), &mut raw) {
+            Ok(RAW_LEN) => {}
+            _ => return Err(NonceError::Malformed),
+        }
+        let (head, tag) = raw.split_at(HEAD_LEN);
+        let (&version, rest) = head.split_first().ok_or(NonceError::Malformed)?;
+        if version != VERSION {
+            return Err(NonceError::Malformed);
+        }
+        let time = rest.first_chunk::<8>().ok_or(NonceError::Malformed)?;
+        let issued_at = u64::from_be_bytes(*time);
+        // The MAC first: an unauthenticated time says nothing.
+        if !self
+            .secrets
+            .iter()
+            .any(|s| s.mac(head).verify_truncated_left(tag).is_ok())
+        {
+            return Err(NonceError::UnknownKey);
+        }
+        if issued_at > now.saturating_add(FUTURE_SKEW) {
+            return Err(NonceError::FromTheFuture);
+        }
+        if now.saturating_sub(issued_at) >= self.lifetime.as_secs() {
+            return Err(NonceError::Expired);
+        }
+        Ok(issued_at)
+    }
+
+    /// `true` when a nonce issued at `issued_at` has less than a third of its life left at
+    /// `now`, so a successful response should hand the client the next one.
+    pub(crate) fn should_refresh(&self, issued_at: u64, now: u64) -> bool {
+        let age = now.saturating_sub(issued_at);
+        age.saturating_mul(3) >= self.lifetime.as_secs().saturating_mul(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(b: u8) -> NonceSecret {
+        NonceSecret::from_bytes(&[b; 32]).unwrap()
+    }
+
+    fn nonces(secrets: Vec<NonceSecret>) -> Nonces {
+        Nonces::new(secrets, Duration::from_secs(300)).unwrap()
+    }
+
+    const T: u64 = 1_800_000_000;
+
+    #[test]
+    fn round_trip_and_lifetime() {
+        let n = nonces(vec![secret(1)]);
+        let nonce = n.issue(T);
+        assert_eq!(nonce.len(), NONCE_LEN);
+        assert_eq!(n.check(&nonce, T), Ok(T));
+        assert_eq!(n.check(&nonce, T + 299), Ok(T));
+        assert_eq!(n.check(&nonce, T + 300), Err(NonceError::Expired));
+        assert_eq!(n.check(&nonce, T - 6), Err(NonceError::FromTheFuture));
+        assert_eq!(n.check(&nonce, T - 5), Ok(T));
+    }
+
+    #[test]
+    fn forged_and_malformed_nonces_are_refused() {
+        let n = nonces(vec![secret(1)]);
+        let nonce = n.issue(T);
+        // Every single-character change is refused.
+        for i in 0..nonce.len() {
+            let mut bytes = nonce.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(bytes).unwrap();
+            assert!(n.check(&changed, T).is_err(), "position {i}");
+        }
+        for bad in [
+            "",
+            "short",
+            &"A".repeat(NONCE_LEN),
+            &format!("{nonce}A"),
+            "eyJ7S_zG.eyJH0-Z.HX4w-7v",
+        ] {
+            assert!(n.check(bad, T).is_err(), "{bad}");
+        }
+        // A later issue time with the old tag: the MAC covers the time.
+        let other = nonces(vec![secret(2)]);
+        assert_eq!(other.check(&nonce, T), Err(NonceError::UnknownKey));
+    }
+
+    #[test]
+    fn nonces_are_unique() {
+        let n = nonces(vec![secret(1)]);
+        assert_ne!(n.issue(T), n.issue(T));
+    }
+
+    #[test]
+    fn rotation_signs_with_newest_and_accepts_all() {
+        let old = nonces(vec![secret(1)]);
+        let rotated = nonces(vec![secret(2), secret(1)]);
+        let from_old = old.issue(T);
+        let from_new = rotated.issue(T);
+        assert_eq!(rotated.check(&from_old, T), Ok(T));
+        assert_eq!(rotated.check(&from_new, T), Ok(T));
+        assert_eq!(old.check(&from_new, T), Err(NonceError::UnknownKey));
+    }
+
+    #[test]
+    fn refresh_in_the_last_third() {
+        let n = nonces(vec![secret(1)]);
+        assert!(!n.should_refresh(T, T + 199));
+        assert!(n.should_refresh(T, T + 200));
+    }
+
+    #[test]
+    fn secrets_are_bounded_and_parsed() {
+        assert!(NonceSecret::from_bytes(&[0; 31]).is_err());
+        assert!(NonceSecret::from_base64url(&URL_SAFE_NO_PAD.encode([7u8; 32])).is_ok());
+        assert!(NonceSecret::from_base64url("not base64!").is_err());
+        assert!(NonceSecret::random().is_ok());
+        assert!(Nonces::new(vec![], Duration::from_secs(60)).is_err());
+        assert!(Nonces::new(vec![secret(1)], Duration::from_secs(1)).is_err());
+        assert_eq!(format!("{:?}", secret(1)), "NonceSecret(..)");
+    }
+}
