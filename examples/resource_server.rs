@@ -1,1 +1,282 @@
-fn main(){}
+//! A DPoP-protected resource server, configured by environment variables.
+//!
+//! ```text
+//! DPOP_JWKS_URL=https://as.example.com/jwks cargo run --release --example resource_server
+//! ```
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `DPOP_LISTEN` | socket address to bind, e.g. `127.0.0.1:8080` (port 0: any free port) | `127.0.0.1:8080` |
+//! | `DPOP_PUBLIC_URL` | origin clients use (`scheme://host[:port]`); a proof's `htu` must equal it followed by the request path | `http://<bound address>` |
+//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it | required |
+//! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked |
+//! | `DPOP_AUDIENCE` | expected `aud` of access tokens | not checked |
+//! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
+//!
+//! An empty variable counts as unset.
+//!
+//! Routes:
+//!
+//! - `GET /health`: `200 ok`, no authentication;
+//! - `GET /api/me`: `200` JSON `{"sub": ..., "jkt": ..., "client_id": ...}` from the verified
+//!   token (`null` where a claim is absent; `jkt` is the verified key thumbprint);
+//! - `POST /api/echo`: `200` with the request body (same bytes, same `Content-Type`).
+//!
+//! Everything under `/api` requires `Authorization: DPoP <token>` and a valid `DPoP` proof.
+//!
+//! Once the socket is bound and the layer is ready, one line containing `listening on` is
+//! printed to stdout (`tower-dpop resource server listening on http://127.0.0.1:8080`).
+//! A configuration error is printed as one line to stderr and the process exits with
+//! status 2. `Ctrl-C` or `SIGTERM` stops the server gracefully.
+
+use std::fmt;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use axum::body::Bytes;
+use axum::http::{header::CONTENT_TYPE, HeaderMap};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::{ConfigError, DpopAuth, DpopLayer};
+use tracing_subscriber::EnvFilter;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_LOG_FILTER: &str = "info,tower_dpop=info";
+
+/// The configuration read from the environment.
+#[derive(Debug, Clone)]
+struct Settings {
+    /// `DPOP_LISTEN`.
+    listen: SocketAddr,
+    /// `DPOP_PUBLIC_URL`; `None` means `http://<bound address>`.
+    public_url: Option<String>,
+    /// `DPOP_JWKS_URL`.
+    jwks_url: String,
+    /// `DPOP_ISSUER`.
+    issuer: Option<String>,
+    /// `DPOP_AUDIENCE`.
+    audience: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+enum StartError {
+    /// A variable is missing or malformed.
+    Env { var: &'static str, reason: String },
+    /// The library rejected the configuration.
+    Config(ConfigError),
+    /// The socket could not be bound.
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    Serve(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env { var, reason } => write!(f, "{var}: {reason}"),
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Self::Serve(e) => write!(f, "server error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    fn from_env() -> Result<Self, StartError> {
+        Self::from_lookup(std::env::var_os)
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    fn from_lookup(
+        lookup: impl Fn(&'static str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, StartError> {
+        let var = |name: &'static str| -> Result<Option<String>, StartError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) => v.into_string().map(Some).map_err(|_| StartError::Env {
+                    var: name,
+                    reason: "not valid UTF-8".into(),
+                }),
+            }
+        };
+
+        let listen_raw = var("DPOP_LISTEN")?.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_raw
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|e| StartError::Env {
+                var: "DPOP_LISTEN",
+                reason: format!(
+                    "{listen_raw:?} is not a socket address such as {DEFAULT_LISTEN} ({e})"
+                ),
+            })?;
+        let jwks_url = var("DPOP_JWKS_URL")?.ok_or_else(|| StartError::Env {
+            var: "DPOP_JWKS_URL",
+            reason: "required: set it to the JWKS URL of the authorization server".into(),
+        })?;
+
+        Ok(Self {
+            listen,
+            public_url: var("DPOP_PUBLIC_URL")?,
+            jwks_url,
+            issuer: var("DPOP_ISSUER")?,
+            audience: var("DPOP_AUDIENCE")?,
+        })
+    }
+
+    /// The public origin, defaulting to the address actually bound (so port 0 works).
+    fn public_origin(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+    }
+
+    /// Builds the DPoP layer for this configuration.
+    fn layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
+        let mut validator = JwtValidator::builder().jwks_url(&self.jwks_url);
+        if let Some(iss) = &self.issuer {
+            validator = validator.issuer(iss);
+        }
+        if let Some(aud) = &self.audience {
+            validator = validator.audience(aud);
+        }
+        DpopLayer::builder()
+            .public_origin(public_origin)
+            .token_validator(validator.build()?)
+            .build()
+    }
+}
+
+/// The application: `/health` open, `/api/*` behind `layer`.
+fn router(layer: DpopLayer) -> Router {
+    let api = Router::new()
+        .route("/me", get(me))
+        .route("/echo", post(echo))
+        .layer(layer);
+    Router::new()
+        .route("/health", get(health))
+        .nest("/api", api)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn me(auth: DpopAuth) -> Json<Value> {
+    let claim = |name: &str| auth.claims.get(name).cloned().unwrap_or(Value::Null);
+    Json(json!({
+        "sub": claim("sub"),
+        "jkt": auth.jkt.to_string(),
+        "client_id": claim("client_id"),
+    }))
+}
+
+async fn echo(_auth: DpopAuth, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let mut out = HeaderMap::new();
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        out.insert(CONTENT_TYPE, ct.clone());
+    }
+    (out, body)
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run(settings: Settings) -> Result<(), StartError> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(StartError::Serve)?;
+    let public_origin = settings.public_origin(bound);
+    let app = router(settings.layer(&public_origin)?);
+
+    tracing::info!(
+        %bound,
+        public_origin,
+        jwks_url = settings.jwks_url,
+        issuer = settings.issuer.as_deref().unwrap_or("(not checked)"),
+        audience = settings.audience.as_deref().unwrap_or("(not checked)"),
+        "configuration"
+    );
+    println!("tower-dpop resource server listening on http://{bound}");
+    // A failed flush (stdout closed) must not stop the server.
+    let _ = std::io::stdout().flush();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartError::Serve)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let result = match Settings::from_env() {
+        Ok(settings) => run(settings).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tower-dpop resource server: {e}");
+            match e {
+                StartError::Serve(_) => ExitCode::FAILURE,
+                _ => ExitCode::from(2),
+            }
+        }
+    }
+}

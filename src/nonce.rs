@@ -105,6 +105,9 @@ fn random_salt() -> [u8; SALT_LEN] {
     salt
 }
 
+/// A per-request nonce decision: method, path, headers.
+pub type NonceRule = dyn Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync;
+
 /// When a request must carry a server nonce.
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -115,7 +118,7 @@ pub enum NoncePolicy {
     /// On every request.
     Required,
     /// When the function says so for the request's method and path.
-    When(Arc<dyn Fn(&Method, &str, &HeaderMap) -> bool + Send + Sync>),
+    When(Arc<NonceRule>),
 }
 
 impl NoncePolicy {
