@@ -126,7 +126,8 @@ async fn header_rules() {
     let f = Fixture::new();
     let proof = f.proof().sign();
     let auth = format!("DPoP {}", f.token);
-    let cases: Vec<(&str, Vec<(&str, String)>, Error)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Error);
+    let cases: Vec<Case> = vec![
         ("nothing at all", vec![], Error::MissingCredentials),
         (
             "proof without token",
