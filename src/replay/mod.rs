@@ -13,8 +13,12 @@ use sha2::{Digest, Sha256};
 use crate::thumbprint::Thumbprint;
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use memory::MemoryReplayStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisReplayStore, RedisReplayStoreBuilder};
 
 /// The key a proof is remembered under: SHA-256 over the key thumbprint and the `jti`.
 ///
@@ -99,6 +103,7 @@ impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
 }
 
 #[cfg(test)]
+#[allow(dead_code)]
 pub(crate) mod suite {
     //! One behaviour suite, run against every store.
     use super::*;

@@ -1,0 +1,345 @@
+//! The Redis replay store against a real Redis: shared by two servers, atomic across them,
+//! failing closed when Redis is down or slow, recovering when it is back.
+//!
+//! Tests that only need a Redis use the one named by `TOWER_DPOP_REDIS_URL` (`.ci/run` starts
+//! one on a free 127.0.0.1 port), each under its own key prefix; without that variable they
+//! start their own. Tests that stop and restart Redis always start their own `redis-server`
+//! (Debian's package, which `.ci/run` installs). Without the binary the tests are skipped
+//! locally, and fail in CI.
+#![cfg(feature = "redis")]
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use tower_dpop::replay::{RedisReplayStore, ReplayKey, ReplayStore, Seen};
+use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
+use tower_dpop::thumbprint::Thumbprint;
+use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+
+/// A `redis-server` child process, killed on drop.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Redis {
+    /// Starts a server, or returns `None` (outside CI) when redis-server is not installed.
+    fn start() -> Option<Self> {
+        let mut redis = Self { child: None, port: free_port() };
+        if !redis.spawn() {
+            assert!(std::env::var_os("CI").is_none(), "redis-server is required in CI");
+            eprintln!("redis-server not found: skipping (install Debian's redis-server)");
+            return None;
+        }
+        Some(redis)
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        assert!(self.spawn());
+    }
+
+    fn store(&self) -> RedisReplayStore {
+        Shared { url: self.url(), prefix: "dpop:jti:".into(), _own: None }.store()
+    }
+}
+
+/// A Redis for tests that do not stop it: the CI one under a fresh prefix, or our own.
+struct Shared {
+    url: String,
+    prefix: String,
+    _own: Option<Redis>,
+}
+
+impl Shared {
+    fn get() -> Option<Self> {
+        match std::env::var("TOWER_DPOP_REDIS_URL") {
+            Ok(url) => Some(Self {
+                url,
+                prefix: format!("test:{}:", tower_dpop::testing::random_id(6)),
+                _own: None,
+            }),
+            Err(_) => {
+                let own = Redis::start()?;
+                Some(Self { url: own.url(), prefix: "dpop:jti:".into(), _own: Some(own) })
+            }
+        }
+    }
+
+    fn store(&self) -> RedisReplayStore {
+        RedisReplayStore::builder(self.url.clone())
+            .key_prefix(self.prefix.clone())
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    }
+
+    async fn command(&self, args: &[&str]) -> redis::Value {
+        command(&self.url, args).await
+    }
+}
+
+impl Redis {
+    async fn command(&self, args: &[&str]) -> redis::Value {
+        command(&self.url(), args).await
+    }
+}
+
+async fn command(url: &str, args: &[&str]) -> redis::Value {
+    {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut conn).await.unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn key(n: u8) -> ReplayKey {
+    ReplayKey::new(&Thumbprint::from_bytes([n; 32]), "jti")
+}
+
+#[tokio::test]
+async fn first_use_then_replay_with_exact_expiry() {
+    let Some(redis) = Shared::get() else { return };
+    let store = redis.store();
+    assert_eq!(store.check_and_insert(key(1), Duration::from_secs(60)).await, Ok(Seen::First));
+    assert_eq!(store.check_and_insert(key(1), Duration::from_secs(60)).await, Ok(Seen::Replay));
+    // One key per proof: the prefix and 43 base64url characters, value "1", a TTL <= 60 s.
+    let pattern = format!("{}*", redis.prefix);
+    let keys = redis.command(&["KEYS", &pattern]).await;
+    let redis::Value::Array(keys) = keys else { panic!("{keys:?}") };
+    assert_eq!(keys.len(), 1);
+    let redis::Value::BulkString(name) = &keys[0] else { panic!() };
+    let name = String::from_utf8(name.clone()).unwrap();
+    assert!(name.starts_with(&redis.prefix) && name.len() == redis.prefix.len() + 43, "{name}");
+    assert_eq!(redis.command(&["GET", &name]).await, redis::Value::BulkString(b"1".to_vec()));
+    let redis::Value::Int(pttl) = redis.command(&["PTTL", &name]).await else { panic!() };
+    assert!((59_000..=60_000).contains(&pttl), "{pttl}");
+    // Entries expire when the proof can no longer be accepted.
+    assert_eq!(store.check_and_insert(key(2), Duration::from_millis(200)).await, Ok(Seen::First));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.check_and_insert(key(2), Duration::from_millis(200)).await, Ok(Seen::First));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_have_one_winner() {
+    let Some(redis) = Shared::get() else { return };
+    let stores = [redis.store(), redis.store()];
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = stores[i % 2].clone();
+        tasks.push(tokio::spawn(async move { store.check_and_insert(key(9), Duration::from_secs(60)).await }));
+    }
+    let mut first = 0;
+    for t in tasks {
+        if t.await.unwrap() == Ok(Seen::First) {
+            first += 1;
+        }
+    }
+    assert_eq!(first, 1);
+}
+
+#[tokio::test]
+async fn prefix_is_configurable() {
+    let Some(redis) = Shared::get() else { return };
+    let prefix = format!("{}app1:", redis.prefix);
+    let store = RedisReplayStore::builder(redis.url.clone()).key_prefix(prefix.clone()).build().unwrap();
+    store.check_and_insert(key(3), Duration::from_secs(5)).await.unwrap();
+    let pattern = format!("{prefix}*");
+    let redis::Value::Array(keys) = redis.command(&["KEYS", &pattern]).await else { panic!() };
+    assert_eq!(keys.len(), 1);
+}
+
+#[tokio::test]
+async fn down_or_slow_redis_fails_closed_and_recovers() {
+    let Some(mut redis) = Redis::start() else { return };
+    let store = redis.store();
+    assert_eq!(store.check_and_insert(key(1), Duration::from_secs(60)).await, Ok(Seen::First));
+    // Slow: a paused Redis answers after the timeout.
+    redis.command(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
+    let started = Instant::now();
+    let slow = store.check_and_insert(key(2), Duration::from_secs(60)).await;
+    assert!(slow.is_err(), "{slow:?}");
+    assert!(started.elapsed() < Duration::from_millis(1200), "the timeout bounds the call");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Down.
+    redis.stop();
+    for _ in 0..3 {
+        assert!(store.check_and_insert(key(3), Duration::from_secs(60)).await.is_err());
+    }
+    // Back: the same store works again without being rebuilt.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.check_and_insert(key(4), Duration::from_secs(60)).await {
+            Ok(seen) => {
+                assert_eq!(seen, Seen::First);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two API servers behind one public origin (as behind a load balancer), sharing one Redis.
+struct Fleet {
+    issuer: TestIssuer,
+    ports: [u16; 2],
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+const ORIGIN: &str = "https://api.example.com";
+
+impl Fleet {
+    async fn start(redis: &impl Fn() -> RedisReplayStore) -> Self {
+        let issuer = TestIssuer::new();
+        let mut ports = [0; 2];
+        let mut tasks = Vec::new();
+        for port in &mut ports {
+            let validator = JwtValidator::builder().jwks_json(&issuer.jwks_json()).build().unwrap();
+            let layer = DpopLayer::builder()
+                .public_origin(ORIGIN)
+                .token_validator(validator)
+                .replay_store(redis())
+                .build()
+                .unwrap();
+            let app = Router::new()
+                .route("/api/me", get(|auth: DpopAuth| async move { auth.jkt.to_string() }))
+                .layer(layer);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            *port = listener.local_addr().unwrap().port();
+            tasks.push(tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }));
+        }
+        Self { issuer, ports, tasks }
+    }
+
+    fn request(&self, client: &reqwest::Client, server: usize, token: &str, proof: &str) -> reqwest::RequestBuilder {
+        client
+            .get(format!("http://127.0.0.1:{}/api/me", self.ports[server % 2]))
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_proof_accepted_by_one_server_is_rejected_by_the_other() {
+    let Some(redis) = Shared::get() else { return };
+    let fleet = Fleet::start(&|| redis.store()).await;
+    let client = reqwest::Client::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = fleet.issuer.token_for(key.jkt(), unix_now() + 3600);
+    let proof = key.proof("GET", &format!("{ORIGIN}/api/me")).access_token(&token).sign();
+    assert_eq!(fleet.request(&client, 0, &token, &proof).send().await.unwrap().status(), 200);
+    let replay = fleet.request(&client, 1, &token, &proof).send().await.unwrap();
+    assert_eq!(replay.status(), 401);
+    assert!(replay.headers()["www-authenticate"].to_str().unwrap().contains("invalid_dpop_proof"));
+    // A fresh proof goes through the other server.
+    let fresh = key.proof("GET", &format!("{ORIGIN}/api/me")).access_token(&token).sign();
+    assert_eq!(fleet.request(&client, 1, &token, &fresh).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_identical_proofs_across_two_servers_give_one_success() {
+    let Some(redis) = Shared::get() else { return };
+    let fleet = Arc::new(Fleet::start(&|| redis.store()).await);
+    let client = reqwest::Client::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = fleet.issuer.token_for(key.jkt(), unix_now() + 3600);
+    let proof = key.proof("GET", &format!("{ORIGIN}/api/me")).access_token(&token).sign();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let req = fleet.request(&client, i, &token, &proof);
+        tasks.push(tokio::spawn(async move { req.send().await.unwrap().status().as_u16() }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 63, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn redis_down_gives_503_and_never_200_then_recovers() {
+    let Some(mut redis) = Redis::start() else { return };
+    let fleet = Fleet::start(&|| redis.store()).await;
+    let client = reqwest::Client::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = fleet.issuer.token_for(key.jkt(), unix_now() + 3600);
+    let url = format!("{ORIGIN}/api/me");
+    assert_eq!(fleet.request(&client, 0, &token, &key.proof("GET", &url).access_token(&token).sign()).send().await.unwrap().status(), 200);
+    redis.stop();
+    for i in 0..4 {
+        let resp = fleet.request(&client, i, &token, &key.proof("GET", &url).access_token(&token).sign()).send().await.unwrap();
+        assert_eq!(resp.status(), 503, "server {}", i % 2);
+    }
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for server in 0..2 {
+        loop {
+            let proof = key.proof("GET", &url).access_token(&token).sign();
+            let status = fleet.request(&client, server, &token, &proof).send().await.unwrap().status();
+            if status == 200 {
+                break;
+            }
+            assert_eq!(status, 503);
+            assert!(Instant::now() < deadline, "server {server} did not recover");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
