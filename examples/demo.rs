@@ -6,9 +6,12 @@
 //! - a protected API behind [`DpopLayer`] (`GET /health` open, `GET /api/me` and
 //!   `POST /api/echo` protected), validating JWT access tokens against that JWKS URL;
 //!
-//! then plays a client holding an ES256 key and a token bound to it, and sends eight requests:
+//! - the same API under `/strict`, with a layer that requires server nonces;
+//!
+//! then plays a client holding an ES256 key and a token bound to it, and sends ten requests:
 //! a valid one, then the attacks DPoP stops (replay, wrong method, wrong URL, stolen token,
-//! downgrade to Bearer, no credentials), then a valid POST. Each step prints what was sent,
+//! downgrade to Bearer, no credentials), a valid POST, and the nonce round trip (challenge with
+//! a `DPoP-Nonce`, retry with it, success). Each step prints what was sent,
 //! the status, the `WWW-Authenticate` challenge and the body. The process exits with status 1
 //! if any answer is not the expected one, so the demo checks itself.
 
@@ -24,6 +27,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower_dpop::nonce::NoncePolicy;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
@@ -120,6 +124,7 @@ struct Step {
 struct Answer {
     status: reqwest::StatusCode,
     challenge: Option<String>,
+    nonce: Option<String>,
     body: String,
 }
 
@@ -147,10 +152,15 @@ async fn send(client: &reqwest::Client, base: &str, step: &Step) -> Answer {
         .headers()
         .get(header::WWW_AUTHENTICATE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let nonce = resp
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = resp.text().await.expect("the response body can be read");
     Answer {
         status,
         challenge,
+        nonce,
         body,
     }
 }
@@ -198,6 +208,35 @@ fn check(step: &Step, answer: &Answer) -> Option<String> {
     Some(format!("{}{wanted}{body}", step.status))
 }
 
+/// Sends one step, prints it, and records it when the answer is not the expected one.
+async fn run(
+    http: &reqwest::Client,
+    api: &str,
+    n: usize,
+    step: &Step,
+    unexpected: &mut Vec<usize>,
+) -> Answer {
+    let answer = send(http, api, step).await;
+    let verdict = check(step, &answer);
+    println!("{n}. {}", step.title);
+    println!("   > {} {}  {}", step.method, step.path, step.sent);
+    match &verdict {
+        None => println!("   < {}  (as expected)", answer.status),
+        Some(wanted) => println!("   < {}  UNEXPECTED, wanted {wanted}", answer.status),
+    }
+    if let Some(challenge) = &answer.challenge {
+        println!("     WWW-Authenticate: {challenge}");
+    }
+    if let Some(nonce) = &answer.nonce {
+        println!("     DPoP-Nonce: {nonce}");
+    }
+    println!("     {}", answer.body);
+    if verdict.is_some() {
+        unexpected.push(n);
+    }
+    answer
+}
+
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::main]
@@ -217,18 +256,24 @@ async fn main() -> ExitCode {
 
     // (b) The protected API. Its public origin is only known once the port is bound.
     let (api_listener, api) = bind().await;
+    let validator = JwtValidator::builder()
+        .jwks_url(&jwks_url)
+        .issuer(issuer.issuer())
+        .build()
+        .expect("a valid token validator configuration");
     let layer = DpopLayer::builder()
         .public_origin(&api)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_url(&jwks_url)
-                .issuer(issuer.issuer())
-                .build()
-                .expect("a valid token validator configuration"),
-        )
+        .token_validator(validator.clone())
         .build()
         .expect("a valid layer configuration");
-    let api_task = serve(api_listener, api_router(layer), stop_rx);
+    let strict = DpopLayer::builder()
+        .public_origin(&api)
+        .token_validator(validator)
+        .nonce_policy(NoncePolicy::Required)
+        .build()
+        .expect("a valid layer configuration");
+    let app = api_router(layer).nest("/strict", Router::new().route("/me", get(me)).layer(strict));
+    let api_task = serve(api_listener, app, stop_rx);
 
     // (c) The client: a key pair and a token bound to it.
     let client_key = ClientKey::generate(Algorithm::ES256);
@@ -245,7 +290,9 @@ async fn main() -> ExitCode {
         "  authorization server  {jwks_url}  (iss {})",
         issuer.issuer()
     );
-    println!("  protected API         {api}  (/health open, /api/* needs DPoP)");
+    println!(
+        "  protected API         {api}  (/health open, /api/* needs DPoP, /strict/* nonces too)"
+    );
     println!("  client key            ES256, jkt {}", client_key.jkt());
     println!("  access token          sub alice, client_id demo-client, bound to that jkt, 1 h");
     println!();
@@ -356,24 +403,50 @@ async fn main() -> ExitCode {
     ];
 
     let mut unexpected = Vec::new();
-    for (n, step) in steps.iter().enumerate() {
-        let n = n + 1;
-        let answer = send(&http, &api, step).await;
-        let verdict = check(step, &answer);
-        println!("{n}. {}", step.title);
-        println!("   > {} {}  {}", step.method, step.path, step.sent);
-        match &verdict {
-            None => println!("   < {}  (as expected)", answer.status),
-            Some(wanted) => println!("   < {}  UNEXPECTED, wanted {wanted}", answer.status),
-        }
-        if let Some(challenge) = &answer.challenge {
-            println!("     WWW-Authenticate: {challenge}");
-        }
-        println!("     {}", answer.body);
-        if verdict.is_some() {
-            unexpected.push(n);
-        }
+    let mut count = 0;
+    for step in &steps {
+        count += 1;
+        run(&http, &api, count, step, &mut unexpected).await;
     }
+
+    // The nonce round trip: the server asks for a nonce, the client retries with it.
+    count += 1;
+    let challenge = Step {
+        title: "a server that requires nonces, asked without one",
+        method: Method::GET,
+        path: "/strict/me",
+        credentials: dpop(&proof(&client_key, "GET", "/strict/me")),
+        body: None,
+        sent: "token + proof without a nonce".into(),
+        status: 401,
+        challenge: Challenge::Error("use_dpop_nonce"),
+        expected_body: None,
+    };
+    let nonce = run(&http, &api, count, &challenge, &mut unexpected)
+        .await
+        .nonce
+        .unwrap_or_default();
+    count += 1;
+    let with_nonce = client_key
+        .proof("GET", &url("/strict/me"))
+        .access_token(&token)
+        .nonce(&nonce)
+        .sign();
+    let retry = Step {
+        title: "the retry with the server's nonce",
+        method: Method::GET,
+        path: "/strict/me",
+        credentials: dpop(&with_nonce),
+        body: None,
+        sent: "token + proof carrying the DPoP-Nonce of step 9".into(),
+        status: 200,
+        challenge: Challenge::Absent,
+        expected_body: Some(
+            json!({ "sub": "alice", "jkt": client_key.jkt(), "client_id": "demo-client" })
+                .to_string(),
+        ),
+    };
+    run(&http, &api, count, &retry, &mut unexpected).await;
 
     // Shut both servers down (dropping the client closes its idle connections first).
     drop(http);
@@ -384,13 +457,12 @@ async fn main() -> ExitCode {
 
     println!();
     if unexpected.is_empty() {
-        println!("demo: {} steps, all answered as expected", steps.len());
+        println!("demo: {count} steps, all answered as expected");
         ExitCode::SUCCESS
     } else {
         let list: Vec<String> = unexpected.iter().map(ToString::to_string).collect();
         println!(
-            "demo: {} steps, {} answered unexpectedly (step {})",
-            steps.len(),
+            "demo: {count} steps, {} answered unexpectedly (step {})",
             unexpected.len(),
             list.join(", ")
         );

@@ -11,6 +11,9 @@
 //! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it | required |
 //! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked |
 //! | `DPOP_AUDIENCE` | expected `aud` of access tokens | not checked |
+//! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
+//! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
+//! | `DPOP_REDIS_URL` | `redis://host:port`: keep the replay cache in that Redis (build with `--features redis`; without the feature the server refuses to start) | in memory |
 //! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
 //!
 //! An empty variable counts as unset.
@@ -30,7 +33,7 @@
 //! status 2. `Ctrl-C` or `SIGTERM` stops the server gracefully.
 
 use std::fmt;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -41,6 +44,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tower_dpop::nonce::{NoncePolicy, NonceSecret};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{ConfigError, DpopAuth, DpopLayer};
 use tracing_subscriber::EnvFilter;
@@ -61,6 +65,12 @@ struct Settings {
     issuer: Option<String>,
     /// `DPOP_AUDIENCE`.
     audience: Option<String>,
+    /// `DPOP_NONCE=required`.
+    nonce_required: bool,
+    /// `DPOP_NONCE_SECRET`.
+    nonce_secret: Option<NonceSecret>,
+    /// `DPOP_REDIS_URL`.
+    redis_url: Option<String>,
 }
 
 /// Why the server could not start.
@@ -134,12 +144,43 @@ impl Settings {
             reason: "required: set it to the JWKS URL of the authorization server".into(),
         })?;
 
+        let nonce_required = match var("DPOP_NONCE")?.as_deref().map(str::trim) {
+            None | Some("off") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(StartError::Env {
+                    var: "DPOP_NONCE",
+                    reason: format!("{other:?} is neither \"off\" nor \"required\""),
+                })
+            }
+        };
+        let nonce_secret = var("DPOP_NONCE_SECRET")?
+            .map(|s| NonceSecret::from_base64url(&s))
+            .transpose()
+            .map_err(|e| StartError::Env {
+                var: "DPOP_NONCE_SECRET",
+                reason: e.to_string(),
+            })?;
+        let redis_url = var("DPOP_REDIS_URL")?;
+        if redis_url.is_some() && !cfg!(feature = "redis") {
+            return Err(StartError::Env {
+                var: "DPOP_REDIS_URL",
+                reason: "this binary was built without Redis support; rebuild with \
+                         `cargo build --release --features redis --example resource_server` \
+                         (refusing to fall back to an in-memory replay cache)"
+                    .into(),
+            });
+        }
+
         Ok(Self {
             listen,
             public_url: var("DPOP_PUBLIC_URL")?,
             jwks_url,
             issuer: var("DPOP_ISSUER")?,
             audience: var("DPOP_AUDIENCE")?,
+            nonce_required,
+            nonce_secret,
+            redis_url,
         })
     }
 
@@ -159,10 +200,21 @@ impl Settings {
         if let Some(aud) = &self.audience {
             validator = validator.audience(aud);
         }
-        DpopLayer::builder()
+        let mut builder = DpopLayer::builder()
             .public_origin(public_origin)
-            .token_validator(validator.build()?)
-            .build()
+            .token_validator(validator.build()?);
+        if self.nonce_required {
+            builder = builder.nonce_policy(NoncePolicy::Required);
+        }
+        if let Some(secret) = &self.nonce_secret {
+            builder = builder.nonce_secret(secret.clone());
+        }
+        #[cfg(feature = "redis")]
+        if let Some(url) = &self.redis_url {
+            builder = builder
+                .replay_store(tower_dpop::replay::RedisReplayStore::builder(url.clone()).build()?);
+        }
+        builder.build()
     }
 }
 
@@ -244,6 +296,9 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         jwks_url = settings.jwks_url,
         issuer = settings.issuer.as_deref().unwrap_or("(not checked)"),
         audience = settings.audience.as_deref().unwrap_or("(not checked)"),
+        nonce = if settings.nonce_required { "required" } else { "off" },
+        nonce_secret = if settings.nonce_secret.is_some() { "configured" } else { "random" },
+        replay_store = if settings.redis_url.is_some() { "redis" } else { "memory" },
         "configuration"
     );
     println!("tower-dpop resource server listening on http://{bound}");
@@ -263,6 +318,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let result = match Settings::from_env() {

@@ -28,15 +28,25 @@ struct Redis {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Redis {
     /// Starts a server, or returns `None` (outside CI) when redis-server is not installed.
     fn start() -> Option<Self> {
-        let mut redis = Self { child: None, port: free_port() };
+        let mut redis = Self {
+            child: None,
+            port: free_port(),
+        };
         if !redis.spawn() {
-            assert!(std::env::var_os("CI").is_none(), "redis-server is required in CI");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis-server is required in CI"
+            );
             eprintln!("redis-server not found: skipping (install Debian's redis-server)");
             return None;
         }
@@ -46,7 +56,14 @@ impl Redis {
     fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -77,7 +94,12 @@ impl Redis {
     }
 
     fn store(&self) -> RedisReplayStore {
-        Shared { url: self.url(), prefix: "dpop:jti:".into(), _own: None }.store()
+        Shared {
+            url: self.url(),
+            prefix: "dpop:jti:".into(),
+            _own: None,
+        }
+        .store()
     }
 }
 
@@ -98,7 +120,11 @@ impl Shared {
             }),
             Err(_) => {
                 let own = Redis::start()?;
-                Some(Self { url: own.url(), prefix: "dpop:jti:".into(), _own: Some(own) })
+                Some(Self {
+                    url: own.url(),
+                    prefix: "dpop:jti:".into(),
+                    _own: Some(own),
+                })
             }
         }
     }
@@ -148,23 +174,55 @@ fn key(n: u8) -> ReplayKey {
 async fn first_use_then_replay_with_exact_expiry() {
     let Some(redis) = Shared::get() else { return };
     let store = redis.store();
-    assert_eq!(store.check_and_insert(key(1), Duration::from_secs(60)).await, Ok(Seen::First));
-    assert_eq!(store.check_and_insert(key(1), Duration::from_secs(60)).await, Ok(Seen::Replay));
+    assert_eq!(
+        store
+            .check_and_insert(key(1), Duration::from_secs(60))
+            .await,
+        Ok(Seen::First)
+    );
+    assert_eq!(
+        store
+            .check_and_insert(key(1), Duration::from_secs(60))
+            .await,
+        Ok(Seen::Replay)
+    );
     // One key per proof: the prefix and 43 base64url characters, value "1", a TTL <= 60 s.
     let pattern = format!("{}*", redis.prefix);
     let keys = redis.command(&["KEYS", &pattern]).await;
-    let redis::Value::Array(keys) = keys else { panic!("{keys:?}") };
+    let redis::Value::Array(keys) = keys else {
+        panic!("{keys:?}")
+    };
     assert_eq!(keys.len(), 1);
-    let redis::Value::BulkString(name) = &keys[0] else { panic!() };
+    let redis::Value::BulkString(name) = &keys[0] else {
+        panic!()
+    };
     let name = String::from_utf8(name.clone()).unwrap();
-    assert!(name.starts_with(&redis.prefix) && name.len() == redis.prefix.len() + 43, "{name}");
-    assert_eq!(redis.command(&["GET", &name]).await, redis::Value::BulkString(b"1".to_vec()));
-    let redis::Value::Int(pttl) = redis.command(&["PTTL", &name]).await else { panic!() };
+    assert!(
+        name.starts_with(&redis.prefix) && name.len() == redis.prefix.len() + 43,
+        "{name}"
+    );
+    assert_eq!(
+        redis.command(&["GET", &name]).await,
+        redis::Value::BulkString(b"1".to_vec())
+    );
+    let redis::Value::Int(pttl) = redis.command(&["PTTL", &name]).await else {
+        panic!()
+    };
     assert!((59_000..=60_000).contains(&pttl), "{pttl}");
     // Entries expire when the proof can no longer be accepted.
-    assert_eq!(store.check_and_insert(key(2), Duration::from_millis(200)).await, Ok(Seen::First));
+    assert_eq!(
+        store
+            .check_and_insert(key(2), Duration::from_millis(200))
+            .await,
+        Ok(Seen::First)
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(store.check_and_insert(key(2), Duration::from_millis(200)).await, Ok(Seen::First));
+    assert_eq!(
+        store
+            .check_and_insert(key(2), Duration::from_millis(200))
+            .await,
+        Ok(Seen::First)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -174,7 +232,11 @@ async fn concurrent_inserts_have_one_winner() {
     let mut tasks = Vec::new();
     for i in 0..64 {
         let store = stores[i % 2].clone();
-        tasks.push(tokio::spawn(async move { store.check_and_insert(key(9), Duration::from_secs(60)).await }));
+        tasks.push(tokio::spawn(async move {
+            store
+                .check_and_insert(key(9), Duration::from_secs(60))
+                .await
+        }));
     }
     let mut first = 0;
     for t in tasks {
@@ -189,35 +251,61 @@ async fn concurrent_inserts_have_one_winner() {
 async fn prefix_is_configurable() {
     let Some(redis) = Shared::get() else { return };
     let prefix = format!("{}app1:", redis.prefix);
-    let store = RedisReplayStore::builder(redis.url.clone()).key_prefix(prefix.clone()).build().unwrap();
-    store.check_and_insert(key(3), Duration::from_secs(5)).await.unwrap();
+    let store = RedisReplayStore::builder(redis.url.clone())
+        .key_prefix(prefix.clone())
+        .build()
+        .unwrap();
+    store
+        .check_and_insert(key(3), Duration::from_secs(5))
+        .await
+        .unwrap();
     let pattern = format!("{prefix}*");
-    let redis::Value::Array(keys) = redis.command(&["KEYS", &pattern]).await else { panic!() };
+    let redis::Value::Array(keys) = redis.command(&["KEYS", &pattern]).await else {
+        panic!()
+    };
     assert_eq!(keys.len(), 1);
 }
 
 #[tokio::test]
 async fn down_or_slow_redis_fails_closed_and_recovers() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let store = redis.store();
-    assert_eq!(store.check_and_insert(key(1), Duration::from_secs(60)).await, Ok(Seen::First));
+    assert_eq!(
+        store
+            .check_and_insert(key(1), Duration::from_secs(60))
+            .await,
+        Ok(Seen::First)
+    );
     // Slow: a paused Redis answers after the timeout.
     redis.command(&["CLIENT", "PAUSE", "1500", "ALL"]).await;
     let started = Instant::now();
-    let slow = store.check_and_insert(key(2), Duration::from_secs(60)).await;
+    let slow = store
+        .check_and_insert(key(2), Duration::from_secs(60))
+        .await;
     assert!(slow.is_err(), "{slow:?}");
-    assert!(started.elapsed() < Duration::from_millis(1200), "the timeout bounds the call");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "the timeout bounds the call"
+    );
     tokio::time::sleep(Duration::from_millis(1600)).await;
     // Down.
     redis.stop();
     for _ in 0..3 {
-        assert!(store.check_and_insert(key(3), Duration::from_secs(60)).await.is_err());
+        assert!(store
+            .check_and_insert(key(3), Duration::from_secs(60))
+            .await
+            .is_err());
     }
     // Back: the same store works again without being rebuilt.
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match store.check_and_insert(key(4), Duration::from_secs(60)).await {
+        match store
+            .check_and_insert(key(4), Duration::from_secs(60))
+            .await
+        {
             Ok(seen) => {
                 assert_eq!(seen, Seen::First);
                 break;
@@ -243,7 +331,10 @@ impl Fleet {
         let mut ports = [0; 2];
         let mut tasks = Vec::new();
         for port in &mut ports {
-            let validator = JwtValidator::builder().jwks_json(&issuer.jwks_json()).build().unwrap();
+            let validator = JwtValidator::builder()
+                .jwks_json(&issuer.jwks_json())
+                .build()
+                .unwrap();
             let layer = DpopLayer::builder()
                 .public_origin(ORIGIN)
                 .token_validator(validator)
@@ -251,18 +342,36 @@ impl Fleet {
                 .build()
                 .unwrap();
             let app = Router::new()
-                .route("/api/me", get(|auth: DpopAuth| async move { auth.jkt.to_string() }))
+                .route(
+                    "/api/me",
+                    get(|auth: DpopAuth| async move { auth.jkt.to_string() }),
+                )
                 .layer(layer);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             *port = listener.local_addr().unwrap().port();
-            tasks.push(tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, app).await.unwrap()
+            }));
         }
-        Self { issuer, ports, tasks }
+        Self {
+            issuer,
+            ports,
+            tasks,
+        }
     }
 
-    fn request(&self, client: &reqwest::Client, server: usize, token: &str, proof: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        client: &reqwest::Client,
+        server: usize,
+        token: &str,
+        proof: &str,
+    ) -> reqwest::RequestBuilder {
         client
-            .get(format!("http://127.0.0.1:{}/api/me", self.ports[server % 2]))
+            .get(format!(
+                "http://127.0.0.1:{}/api/me",
+                self.ports[server % 2]
+            ))
             .header("authorization", format!("DPoP {token}"))
             .header("dpop", proof)
     }
@@ -283,14 +392,43 @@ async fn a_proof_accepted_by_one_server_is_rejected_by_the_other() {
     let client = reqwest::Client::new();
     let key = ClientKey::generate(Algorithm::ES256);
     let token = fleet.issuer.token_for(key.jkt(), unix_now() + 3600);
-    let proof = key.proof("GET", &format!("{ORIGIN}/api/me")).access_token(&token).sign();
-    assert_eq!(fleet.request(&client, 0, &token, &proof).send().await.unwrap().status(), 200);
-    let replay = fleet.request(&client, 1, &token, &proof).send().await.unwrap();
+    let proof = key
+        .proof("GET", &format!("{ORIGIN}/api/me"))
+        .access_token(&token)
+        .sign();
+    assert_eq!(
+        fleet
+            .request(&client, 0, &token, &proof)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let replay = fleet
+        .request(&client, 1, &token, &proof)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(replay.status(), 401);
-    assert!(replay.headers()["www-authenticate"].to_str().unwrap().contains("invalid_dpop_proof"));
+    assert!(replay.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_dpop_proof"));
     // A fresh proof goes through the other server.
-    let fresh = key.proof("GET", &format!("{ORIGIN}/api/me")).access_token(&token).sign();
-    assert_eq!(fleet.request(&client, 1, &token, &fresh).send().await.unwrap().status(), 200);
+    let fresh = key
+        .proof("GET", &format!("{ORIGIN}/api/me"))
+        .access_token(&token)
+        .sign();
+    assert_eq!(
+        fleet
+            .request(&client, 1, &token, &fresh)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -300,32 +438,69 @@ async fn sixty_four_identical_proofs_across_two_servers_give_one_success() {
     let client = reqwest::Client::new();
     let key = ClientKey::generate(Algorithm::ES256);
     let token = fleet.issuer.token_for(key.jkt(), unix_now() + 3600);
-    let proof = key.proof("GET", &format!("{ORIGIN}/api/me")).access_token(&token).sign();
+    let proof = key
+        .proof("GET", &format!("{ORIGIN}/api/me"))
+        .access_token(&token)
+        .sign();
     let mut tasks = Vec::new();
     for i in 0..64 {
         let req = fleet.request(&client, i, &token, &proof);
-        tasks.push(tokio::spawn(async move { req.send().await.unwrap().status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 63, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        63,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
 async fn redis_down_gives_503_and_never_200_then_recovers() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let fleet = Fleet::start(&|| redis.store()).await;
     let client = reqwest::Client::new();
     let key = ClientKey::generate(Algorithm::ES256);
     let token = fleet.issuer.token_for(key.jkt(), unix_now() + 3600);
     let url = format!("{ORIGIN}/api/me");
-    assert_eq!(fleet.request(&client, 0, &token, &key.proof("GET", &url).access_token(&token).sign()).send().await.unwrap().status(), 200);
+    assert_eq!(
+        fleet
+            .request(
+                &client,
+                0,
+                &token,
+                &key.proof("GET", &url).access_token(&token).sign()
+            )
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     redis.stop();
     for i in 0..4 {
-        let resp = fleet.request(&client, i, &token, &key.proof("GET", &url).access_token(&token).sign()).send().await.unwrap();
+        let resp = fleet
+            .request(
+                &client,
+                i,
+                &token,
+                &key.proof("GET", &url).access_token(&token).sign(),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 503, "server {}", i % 2);
     }
     redis.restart();
@@ -333,7 +508,12 @@ async fn redis_down_gives_503_and_never_200_then_recovers() {
     for server in 0..2 {
         loop {
             let proof = key.proof("GET", &url).access_token(&token).sign();
-            let status = fleet.request(&client, server, &token, &proof).send().await.unwrap().status();
+            let status = fleet
+                .request(&client, server, &token, &proof)
+                .send()
+                .await
+                .unwrap()
+                .status();
             if status == 200 {
                 break;
             }

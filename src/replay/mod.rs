@@ -16,9 +16,9 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use memory::MemoryReplayStore;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisReplayStore, RedisReplayStoreBuilder};
+pub use memory::MemoryReplayStore;
 
 /// The key a proof is remembered under: SHA-256 over the key thumbprint and the `jti`.
 ///

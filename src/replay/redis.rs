@@ -126,8 +126,13 @@ impl ReplayStore for RedisReplayStore {
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(&key)).arg(1).arg("NX").arg("PX").arg(millis);
-        let reply = tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn)).await;
+        cmd.arg(self.key(&key))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis);
+        let reply =
+            tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn)).await;
         match reply {
             Ok(Ok(Some(_))) => Ok(Seen::First),
             Ok(Ok(None)) => Ok(Seen::Replay),

@@ -42,6 +42,7 @@ impl KeyRing {
         Self { keys }
     }
 
+    #[cfg_attr(not(feature = "jwks-fetch"), allow(dead_code))]
     fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.key_id() == Some(kid))
     }
@@ -126,6 +127,7 @@ impl JwtValidator {
         JwtValidatorBuilder::default()
     }
 
+    #[cfg_attr(not(feature = "jwks-fetch"), allow(unused_variables))]
     async fn keys(&self, kid: Option<&str>) -> Result<Arc<KeyRing>, TokenError> {
         match &self.inner.source {
             KeySource::Static(ring) => Ok(ring.clone()),
@@ -342,6 +344,10 @@ impl JwtValidatorBuilder {
             }
             #[cfg(feature = "jwks-fetch")]
             (None, Some(url)) => KeySource::Remote(remote::RemoteJwks::new(url, self.remote)?),
+            #[cfg(not(feature = "jwks-fetch"))]
+            (None, Some(_)) => {
+                return Err(ConfigError::new("a JWKS URL needs the jwks-fetch feature"))
+            }
             (None, None) => return Err(ConfigError::new("no JWKS and no JWKS URL given")),
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(
