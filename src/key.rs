@@ -1,136 +1,201 @@
 //! Turning a proof's `jwk` into a ready signature verifier, and caching verifiers by thumbprint.
 //!
-//! Importing a key costs more than one signature check, and a client signs every request with
-//! the same key, so verifiers are cached by `(thumbprint, alg)`. The thumbprint is a SHA-256
-//! over the key's public members, so one cache entry can only ever verify with that very key.
+//! Keys are imported straight into OpenSSL (EC, RSA, Ed448) and ed25519-dalek (Ed25519) from
+//! the JWK members, skipping the DER round trip of josekit's `verifier_from_jwk`, which costs
+//! more than the signature check itself (see `docs/performance.md`). A client signs every
+//! request with the same key, so verifiers are also cached by `(thumbprint, alg)`: the
+//! thumbprint is a SHA-256 over the key's public members, so an entry can only ever verify with
+//! that very key.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use josekit::jwk::Jwk;
-use josekit::jws::JwsVerifier;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use moka::sync::Cache;
-use serde_json::Value;
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::ecdsa::EcdsaSig;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Public};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::{RsaPssSaltlen, Verifier};
 
 use crate::algorithm::Algorithm;
-use crate::jwk::PublicJwk;
+use crate::jwk::{EcCurve, OkpCurve, PublicJwk};
 use crate::thumbprint::Thumbprint;
 
+const BAD_KEY: &str = "jwk is not a valid public key";
+
 /// A verifier for one key and one algorithm.
-pub(crate) struct VerifyingKey {
-    verifier: Box<dyn JwsVerifier>,
+pub(crate) enum VerifyingKey {
+    /// ECDSA: the signature is `r || s`, each half the curve's coordinate length.
+    Ec {
+        key: EcKey<Public>,
+        md: MessageDigest,
+        half: usize,
+    },
+    /// RSASSA-PKCS1-v1_5 or RSASSA-PSS (salt length = digest length, MGF1 with the same hash).
+    Rsa {
+        key: PKey<Public>,
+        md: MessageDigest,
+        pss: bool,
+    },
+    /// Ed25519, through ed25519-dalek with strict verification (no small-order keys, canonical
+    /// signatures only).
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// Ed448, through OpenSSL.
+    Ed448(PKey<Public>),
 }
 
 impl std::fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyingKey").finish_non_exhaustive()
+        f.write_str(match self {
+            Self::Ec { .. } => "VerifyingKey::Ec",
+            Self::Rsa { .. } => "VerifyingKey::Rsa",
+            Self::Ed25519(_) => "VerifyingKey::Ed25519",
+            Self::Ed448(_) => "VerifyingKey::Ed448",
+        })
+    }
+}
+
+/// The curve groups, made once: building one is costly and they never change.
+fn group(curve: EcCurve) -> Option<&'static EcGroup> {
+    static GROUPS: OnceLock<Option<[EcGroup; 3]>> = OnceLock::new();
+    let groups = GROUPS.get_or_init(|| {
+        Some([
+            EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).ok()?,
+            EcGroup::from_curve_name(Nid::SECP384R1).ok()?,
+            EcGroup::from_curve_name(Nid::SECP521R1).ok()?,
+        ])
+    });
+    let [p256, p384, p521] = groups.as_ref()?;
+    Some(match curve {
+        EcCurve::P256 => p256,
+        EcCurve::P384 => p384,
+        EcCurve::P521 => p521,
+    })
+}
+
+fn b64(value: &str) -> Result<Vec<u8>, &'static str> {
+    URL_SAFE_NO_PAD.decode(value).map_err(|_| BAD_KEY)
+}
+
+fn digest(alg: Algorithm) -> MessageDigest {
+    match alg {
+        Algorithm::ES384 | Algorithm::PS384 | Algorithm::RS384 => MessageDigest::sha384(),
+        Algorithm::ES512 | Algorithm::PS512 | Algorithm::RS512 => MessageDigest::sha512(),
+        _ => MessageDigest::sha256(),
     }
 }
 
 impl VerifyingKey {
     /// Imports a validated public key for `alg` (the caller checked that they fit).
     pub(crate) fn import(alg: Algorithm, jwk: &PublicJwk<'_>) -> Result<Self, &'static str> {
-        const BAD_KEY: &str = "jwk is not a valid public key";
-        let mut j = match jwk {
+        match jwk {
             PublicJwk::Ec { crv, x, y } => {
-                let mut j = Jwk::new("EC");
-                j.set_curve(crv.name());
-                set(&mut j, "x", x)?;
-                set(&mut j, "y", y)?;
-                j
+                let group = group(*crv).ok_or(BAD_KEY)?;
+                // SEC1 uncompressed point. Decoding it checks that it lies on the curve; the
+                // three curves have cofactor 1, so that is all a public key needs.
+                let mut sec1 = Vec::with_capacity(1 + 2 * crv.coordinate_len());
+                sec1.push(0x04);
+                sec1.extend_from_slice(&b64(x)?);
+                sec1.extend_from_slice(&b64(y)?);
+                let mut ctx = BigNumContext::new().map_err(|_| BAD_KEY)?;
+                let point = EcPoint::from_bytes(group, &sec1, &mut ctx).map_err(|_| BAD_KEY)?;
+                let key = EcKey::from_public_key(group, &point).map_err(|_| BAD_KEY)?;
+                Ok(Self::Ec {
+                    key,
+                    md: digest(alg),
+                    half: crv.coordinate_len(),
+                })
             }
             PublicJwk::Rsa { n, e } => {
-                check_rsa(n, e)?;
-                let mut j = Jwk::new("RSA");
-                set(&mut j, "n", n)?;
-                set(&mut j, "e", e)?;
-                j
+                let n = b64(n)?;
+                let e = b64(e)?;
+                check_rsa(&n, &e)?;
+                let rsa = Rsa::from_public_components(
+                    BigNum::from_slice(&n).map_err(|_| BAD_KEY)?,
+                    BigNum::from_slice(&e).map_err(|_| BAD_KEY)?,
+                )
+                .map_err(|_| BAD_KEY)?;
+                let key = PKey::from_rsa(rsa).map_err(|_| BAD_KEY)?;
+                let pss = matches!(alg, Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512);
+                Ok(Self::Rsa {
+                    key,
+                    md: digest(alg),
+                    pss,
+                })
             }
-            PublicJwk::Okp { crv, x } => {
-                let mut j = Jwk::new("OKP");
-                j.set_curve(crv.name());
-                set(&mut j, "x", x)?;
-                j
+            PublicJwk::Okp {
+                crv: OkpCurve::Ed25519,
+                x,
+            } => {
+                let bytes: [u8; 32] = b64(x)?.try_into().map_err(|_| BAD_KEY)?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| BAD_KEY)?;
+                if key.is_weak() {
+                    return Err("jwk is a small-order Ed25519 key");
+                }
+                Ok(Self::Ed25519(key))
             }
-        };
-        j.set_key_use("sig");
-        let verifier: Box<dyn JwsVerifier> = match alg {
-            Algorithm::ES256 => Box::new(
-                josekit::jws::ES256
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::ES384 => Box::new(
-                josekit::jws::ES384
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::ES512 => Box::new(
-                josekit::jws::ES512
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::PS256 => Box::new(
-                josekit::jws::PS256
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::PS384 => Box::new(
-                josekit::jws::PS384
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::PS512 => Box::new(
-                josekit::jws::PS512
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::RS256 => Box::new(
-                josekit::jws::RS256
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::RS384 => Box::new(
-                josekit::jws::RS384
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::RS512 => Box::new(
-                josekit::jws::RS512
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-            Algorithm::EdDSA | Algorithm::Ed25519 => Box::new(
-                josekit::jws::EdDSA
-                    .verifier_from_jwk(&j)
-                    .map_err(|_| BAD_KEY)?,
-            ),
-        };
-        Ok(Self { verifier })
+            PublicJwk::Okp {
+                crv: OkpCurve::Ed448,
+                x,
+            } => {
+                let key = PKey::public_key_from_raw_bytes(&b64(x)?, Id::ED448).map_err(|_| BAD_KEY)?;
+                Ok(Self::Ed448(key))
+            }
+        }
     }
 
     /// `true` when `signature` is a valid signature of `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.verifier.verify(message, signature).is_ok()
+        match self {
+            Self::Ec { key, md, half } => {
+                if signature.len() != 2 * half {
+                    return false;
+                }
+                let (r, s) = signature.split_at(*half);
+                let (Ok(r), Ok(s)) = (BigNum::from_slice(r), BigNum::from_slice(s)) else {
+                    return false;
+                };
+                let Ok(sig) = EcdsaSig::from_private_components(r, s) else {
+                    return false;
+                };
+                let Ok(hash) = openssl::hash::hash(*md, message) else {
+                    return false;
+                };
+                sig.verify(&hash, key).unwrap_or(false)
+            }
+            Self::Rsa { key, md, pss } => {
+                let verify = || -> Result<bool, openssl::error::ErrorStack> {
+                    let mut v = Verifier::new(*md, key)?;
+                    if *pss {
+                        v.set_rsa_padding(Padding::PKCS1_PSS)?;
+                        v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+                        v.set_rsa_mgf1_md(*md)?;
+                    }
+                    v.verify_oneshot(signature, message)
+                };
+                verify().unwrap_or(false)
+            }
+            Self::Ed25519(key) => {
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+                    return false;
+                };
+                key.verify_strict(message, &sig).is_ok()
+            }
+            Self::Ed448(key) => Verifier::new_without_digest(key)
+                .and_then(|mut v| v.verify_oneshot(signature, message))
+                .unwrap_or(false),
+        }
     }
-}
-
-fn set(j: &mut Jwk, name: &str, value: &str) -> Result<(), &'static str> {
-    j.set_parameter(name, Some(Value::String(value.to_owned())))
-        .map_err(|_| "jwk is not a valid public key")
 }
 
 /// Bounds on an RSA key beyond what the JWK parser checked: exact modulus size and a small,
 /// odd public exponent (a huge exponent would make every verification expensive).
-fn check_rsa(n: &str, e: &str) -> Result<(), &'static str> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    let n = URL_SAFE_NO_PAD
-        .decode(n)
-        .map_err(|_| "jwk RSA modulus is not base64url")?;
-    let e = URL_SAFE_NO_PAD
-        .decode(e)
-        .map_err(|_| "jwk RSA exponent is not base64url")?;
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), &'static str> {
     let n = match n.iter().position(|b| *b != 0) {
         Some(i) => n.get(i..).unwrap_or_default(),
         None => &[],
