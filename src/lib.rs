@@ -63,6 +63,8 @@
 )]
 
 pub mod algorithm;
+#[doc(hidden)]
+pub mod bench_support;
 pub mod clock;
 pub mod config;
 mod error;
