@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark: examples/resource_server pinned to one core, the load generator
+# (examples/load) pinned to another. Extra arguments go to the generator, e.g.
+#   scripts/load.sh --duration 5 --connections 32 --target dpop
+# Environment: SERVER_CORE (default 0), CLIENT_CORE (default 1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SERVER_CORE="${SERVER_CORE:-0}"
+CLIENT_CORE="${CLIENT_CORE:-1}"
+
+if ! command -v taskset >/dev/null; then
+    echo "load.sh: taskset (util-linux) is required" >&2
+    exit 1
+fi
+if [ "$(nproc --all)" -lt 2 ]; then
+    echo "load.sh: needs at least 2 cores (server and generator on separate cores)" >&2
+    exit 1
+fi
+
+cargo build --release --example resource_server --example load
+
+echo "load.sh: nproc $(nproc), server core ${SERVER_CORE}, generator core ${CLIENT_CORE}"
+exec taskset -c "${CLIENT_CORE}" target/release/examples/load \
+    --server-core "${SERVER_CORE}" \
+    --server-bin target/release/examples/resource_server \
+    "$@"
