@@ -81,25 +81,45 @@ impl Case {
         let client = ClientKey::generate(alg);
         let token = issuer.token_for(client.jkt(), iat + 3600);
         let proofs: Vec<String> = (0..pool_size(alg))
-            .map(|_| client.proof("GET", URL).access_token(&token).iat(iat).sign())
+            .map(|_| {
+                client
+                    .proof("GET", URL)
+                    .access_token(&token)
+                    .iat(iat)
+                    .sign()
+            })
             .collect();
         let pool = proofs
             .iter()
             .map(|p| {
                 let mut h = HeaderMap::new();
-                h.insert("authorization", HeaderValue::from_str(&format!("DPoP {token}")).unwrap());
+                h.insert(
+                    "authorization",
+                    HeaderValue::from_str(&format!("DPoP {token}")).unwrap(),
+                );
                 h.insert("dpop", HeaderValue::from_str(p).unwrap());
                 h
             })
             .collect();
-        Self { alg, client, token, pool, proofs }
+        Self {
+            alg,
+            client,
+            token,
+            pool,
+            proofs,
+        }
     }
 }
 
 fn layer(issuer: &TestIssuer, store: Arc<Resettable>, key_cache: u64) -> DpopLayer {
     DpopLayer::builder()
         .public_origin(ORIGIN)
-        .token_validator(JwtValidator::builder().jwks_json(&issuer.jwks_json()).build().unwrap())
+        .token_validator(
+            JwtValidator::builder()
+                .jwks_json(&issuer.jwks_json())
+                .build()
+                .unwrap(),
+        )
         .clock(ManualClock::at_unix(T0))
         .replay_store(store)
         .key_cache_capacity(key_cache)
@@ -108,7 +128,13 @@ fn layer(issuer: &TestIssuer, store: Arc<Resettable>, key_cache: u64) -> DpopLay
 }
 
 /// Times `layer.verify` over the pool, emptying the replay store between passes (untimed).
-fn bench_pipeline(c: &mut Criterion, group: &str, issuer: &TestIssuer, case: &Case, key_cache: u64) {
+fn bench_pipeline(
+    c: &mut Criterion,
+    group: &str,
+    issuer: &TestIssuer,
+    case: &Case,
+    key_cache: u64,
+) {
     let store = Resettable::new();
     let layer = layer(issuer, store.clone(), key_cache);
     let mut next = 0usize;
@@ -124,7 +150,8 @@ fn bench_pipeline(c: &mut Criterion, group: &str, issuer: &TestIssuer, case: &Ca
                 let headers = &case.pool[next];
                 next += 1;
                 let start = Instant::now();
-                let ok = futures::executor::block_on(layer.verify(&Method::GET, "/api/me", headers));
+                let ok =
+                    futures::executor::block_on(layer.verify(&Method::GET, "/api/me", headers));
                 total += start.elapsed();
                 assert!(ok.is_ok(), "{:?}", ok.err());
             }
@@ -137,7 +164,10 @@ fn bench_pipeline(c: &mut Criterion, group: &str, issuer: &TestIssuer, case: &Ca
 /// The message and the raw signature of one proof.
 fn parts(proof: &str) -> (Vec<u8>, Vec<u8>) {
     let (input, sig) = proof.rsplit_once('.').unwrap();
-    (input.as_bytes().to_vec(), URL_SAFE_NO_PAD.decode(sig).unwrap())
+    (
+        input.as_bytes().to_vec(),
+        URL_SAFE_NO_PAD.decode(sig).unwrap(),
+    )
 }
 
 /// The fastest raw verify of the proof's signature on this machine, key and signature already
@@ -169,7 +199,11 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
             point.extend(field("x"));
             point.extend(field("y"));
             let mut ctx = openssl::bn::BigNumContext::new().unwrap();
-            let key = EcKey::from_public_key(&group, &EcPoint::from_bytes(&group, &point, &mut ctx).unwrap()).unwrap();
+            let key = EcKey::from_public_key(
+                &group,
+                &EcPoint::from_bytes(&group, &point, &mut ctx).unwrap(),
+            )
+            .unwrap();
             let half = sig.len() / 2;
             let ecdsa = EcdsaSig::from_private_components(
                 BigNum::from_slice(&sig[..half]).unwrap(),
@@ -184,7 +218,8 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
             });
         }
         Algorithm::Ed25519 | Algorithm::EdDSA => {
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&field("x").try_into().unwrap()).unwrap();
+            let key =
+                ed25519_dalek::VerifyingKey::from_bytes(&field("x").try_into().unwrap()).unwrap();
             let signature = ed25519_dalek::Signature::from_slice(&sig).unwrap();
             g.bench_function(id, |b| {
                 b.iter(|| {
@@ -228,11 +263,21 @@ fn bench_import(c: &mut Criterion, case: &Case) {
     g.bench_function(BenchmarkId::new("josekit", case.alg), |b| {
         b.iter(|| {
             let ok = match case.alg {
-                Algorithm::ES256 => josekit::jws::ES256.verifier_from_jwk(black_box(&josekit_jwk)).is_ok(),
-                Algorithm::ES384 => josekit::jws::ES384.verifier_from_jwk(black_box(&josekit_jwk)).is_ok(),
-                Algorithm::PS256 => josekit::jws::PS256.verifier_from_jwk(black_box(&josekit_jwk)).is_ok(),
-                Algorithm::RS256 => josekit::jws::RS256.verifier_from_jwk(black_box(&josekit_jwk)).is_ok(),
-                _ => josekit::jws::EdDSA.verifier_from_jwk(black_box(&josekit_jwk)).is_ok(),
+                Algorithm::ES256 => josekit::jws::ES256
+                    .verifier_from_jwk(black_box(&josekit_jwk))
+                    .is_ok(),
+                Algorithm::ES384 => josekit::jws::ES384
+                    .verifier_from_jwk(black_box(&josekit_jwk))
+                    .is_ok(),
+                Algorithm::PS256 => josekit::jws::PS256
+                    .verifier_from_jwk(black_box(&josekit_jwk))
+                    .is_ok(),
+                Algorithm::RS256 => josekit::jws::RS256
+                    .verifier_from_jwk(black_box(&josekit_jwk))
+                    .is_ok(),
+                _ => josekit::jws::EdDSA
+                    .verifier_from_jwk(black_box(&josekit_jwk))
+                    .is_ok(),
             };
             assert!(ok);
         })
@@ -286,11 +331,19 @@ fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
     let mut g = c.benchmark_group("piece");
     let client = ClientKey::generate(Algorithm::ES256);
     let jwk = bench_support::Jwk::new(&client.public_jwk().to_string());
-    g.bench_function("thumbprint", |b| b.iter(|| bench_support::thumbprint(black_box(&jwk)).unwrap()));
+    g.bench_function("thumbprint", |b| {
+        b.iter(|| bench_support::thumbprint(black_box(&jwk)).unwrap())
+    });
 
     let origins = [ORIGIN.parse::<tower_dpop::htu::PublicOrigin>().unwrap()];
     g.bench_function("htu", |b| {
-        b.iter(|| assert!(tower_dpop::htu::matches_any(&origins, black_box(URL), black_box("/api/me"))))
+        b.iter(|| {
+            assert!(tower_dpop::htu::matches_any(
+                &origins,
+                black_box(URL),
+                black_box("/api/me")
+            ))
+        })
     });
 
     let store = MemoryReplayStore::new(10_000_000);
@@ -299,16 +352,26 @@ fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
         b.iter(|| {
             n += 1;
             let key = ReplayKey::new(&Thumbprint::from_bytes([7; 32]), &n.to_string());
-            assert_eq!(store.check_and_insert_sync(key, Duration::from_secs(60)), Ok(Seen::First));
+            assert_eq!(
+                store.check_and_insert_sync(key, Duration::from_secs(60)),
+                Ok(Seen::First)
+            );
         })
     });
 
     let tokens = bench_support::Tokens::new();
     let token = issuer.token_for(client.jkt(), T0 + 3600);
-    let claims = serde_json::json!({"sub": "alice", "exp": T0 + 3600, "cnf": {"jkt": client.jkt()}});
+    let claims =
+        serde_json::json!({"sub": "alice", "exp": T0 + 3600, "cnf": {"jkt": client.jkt()}});
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
-    tokens.insert(hash, tower_dpop::token::AccessToken::from_claims(claims.as_object().unwrap().clone()).unwrap(), T0);
-    g.bench_function("token_cache_hit", |b| b.iter(|| tokens.get(black_box(&hash)).unwrap()));
+    tokens.insert(
+        hash,
+        tower_dpop::token::AccessToken::from_claims(claims.as_object().unwrap().clone()).unwrap(),
+        T0,
+    );
+    g.bench_function("token_cache_hit", |b| {
+        b.iter(|| tokens.get(black_box(&hash)).unwrap())
+    });
 
     let nonces = tower_dpop::nonce::Nonces::new(
         vec![tower_dpop::nonce::NonceSecret::from_bytes(&[1; 32]).unwrap()],
@@ -378,12 +441,27 @@ fn main() {
         let jose = fresh("import", &format!("josekit/{a}"));
         println!(
             "| {a} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            us(floor), us(warm), us(cold), ratio(warm, floor), ratio(cold, floor),
-            us(dv), ratio(warm, dv), us(hk), ratio(warm, hk), us(imp), us(jose)
+            us(floor),
+            us(warm),
+            us(cold),
+            ratio(warm, floor),
+            ratio(cold, floor),
+            us(dv),
+            ratio(warm, dv),
+            us(hk),
+            ratio(warm, hk),
+            us(imp),
+            us(jose)
         );
     }
     println!();
-    for piece in ["thumbprint", "htu", "replay_insert", "token_cache_hit", "nonce_check"] {
+    for piece in [
+        "thumbprint",
+        "htu",
+        "replay_insert",
+        "token_cache_hit",
+        "nonce_check",
+    ] {
         if let Some(ns) = fresh("piece", piece) {
             println!("piece {piece}: {ns:.0} ns");
         }

@@ -40,7 +40,8 @@ impl Key {
 
 /// Parses the JWK JSON and imports it the way the layer does.
 pub fn import(alg: Algorithm, jwk: &Jwk) -> Option<Key> {
-    jwk.with(|j| VerifyingKey::import(alg, j).ok().map(Key)).flatten()
+    jwk.with(|j| VerifyingKey::import(alg, j).ok().map(Key))
+        .flatten()
 }
 
 /// Parses the JWK JSON and computes its thumbprint the way the layer does.

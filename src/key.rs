@@ -21,6 +21,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Verifier};
+use sha2::Digest as _;
 
 use crate::algorithm::Algorithm;
 use crate::jwk::{EcCurve, OkpCurve, PublicJwk};
@@ -31,11 +32,7 @@ const BAD_KEY: &str = "jwk is not a valid public key";
 /// A verifier for one key and one algorithm.
 pub(crate) enum VerifyingKey {
     /// ECDSA: the signature is `r || s`, each half the curve's coordinate length.
-    Ec {
-        key: EcKey<Public>,
-        md: MessageDigest,
-        half: usize,
-    },
+    Ec { key: EcKey<Public>, half: usize },
     /// RSASSA-PKCS1-v1_5 or RSASSA-PSS (salt length = digest length, MGF1 with the same hash).
     Rsa {
         key: PKey<Public>,
@@ -107,7 +104,6 @@ impl VerifyingKey {
                 let key = EcKey::from_public_key(group, &point).map_err(|_| BAD_KEY)?;
                 Ok(Self::Ec {
                     key,
-                    md: digest(alg),
                     half: crv.coordinate_len(),
                 })
             }
@@ -143,7 +139,8 @@ impl VerifyingKey {
                 crv: OkpCurve::Ed448,
                 x,
             } => {
-                let key = PKey::public_key_from_raw_bytes(&b64(x)?, Id::ED448).map_err(|_| BAD_KEY)?;
+                let key =
+                    PKey::public_key_from_raw_bytes(&b64(x)?, Id::ED448).map_err(|_| BAD_KEY)?;
                 Ok(Self::Ed448(key))
             }
         }
@@ -152,7 +149,9 @@ impl VerifyingKey {
     /// `true` when `signature` is a valid signature of `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
-            Self::Ec { key, md, half } => {
+            // ES256/384/512 pair each curve with its hash (RFC 7518), and `import` was only
+            // called with an `alg` that fits the curve, so the curve decides the digest.
+            Self::Ec { key, half } => {
                 if signature.len() != 2 * half {
                     return false;
                 }
@@ -163,10 +162,12 @@ impl VerifyingKey {
                 let Ok(sig) = EcdsaSig::from_private_components(r, s) else {
                     return false;
                 };
-                let Ok(hash) = openssl::hash::hash(*md, message) else {
-                    return false;
+                let ok = match *half {
+                    32 => sig.verify(&sha2::Sha256::digest(message), key),
+                    48 => sig.verify(&sha2::Sha384::digest(message), key),
+                    _ => sig.verify(&sha2::Sha512::digest(message), key),
                 };
-                sig.verify(&hash, key).unwrap_or(false)
+                ok.unwrap_or(false)
             }
             Self::Rsa { key, md, pss } => {
                 let verify = || -> Result<bool, openssl::error::ErrorStack> {
