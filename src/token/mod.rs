@@ -13,6 +13,8 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 pub(crate) mod cache;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 pub mod jwt;
 
 /// A validated access token: its claims and the key it is bound to.

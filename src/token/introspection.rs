@@ -1,0 +1,323 @@
+//! An access-token validator that asks the authorization server: OAuth 2.0 token
+//! introspection (RFC 7662), for opaque tokens.
+//!
+//! For each token the validator POSTs `token=...&token_type_hint=access_token` to the
+//! introspection endpoint, authenticated with HTTP Basic client credentials (RFC 7662
+//! section 2.1, RFC 6749 section 2.3.1). The token is accepted only when the endpoint answers
+//! `200` with a JSON object whose `active` member is `true`; the response is then used as the
+//! token's claims, so `cnf.jkt` (RFC 9449 section 6.2), `exp` and `nbf` come from it.
+//!
+//! It fails closed: a network error, a timeout, a status other than `200` (including `401`
+//! when the client credentials are wrong) or a body that is not a JSON object gives
+//! [`TokenError::Unavailable`] (answered with 503), never a valid token. A response with
+//! `active` other than `true` gives [`TokenError::Invalid`] (401 `invalid_token`).
+//!
+//! # Caching
+//!
+//! The validator itself caches nothing. The layer caches every validated token by its hash
+//! until its `exp` and for at most
+//! [`token_cache_max_ttl`](crate::config::DpopLayerBuilder::token_cache_max_ttl) (5 minutes by
+//! default), so an introspection result is reused for that long: a token revoked at the
+//! authorization server stays accepted until then. Lower `token_cache_max_ttl` to notice
+//! revocation sooner, at the cost of more introspection calls.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_dpop::{token::introspection::IntrospectionValidator, DpopLayer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = IntrospectionValidator::builder("https://as.example.com/introspect")
+//!     .client_credentials("resource-server", "s3cret")
+//!     .timeout(Duration::from_secs(2))
+//!     .build()?;
+//! let layer = DpopLayer::builder()
+//!     .public_origin("https://api.example.com")
+//!     .token_validator(validator)
+//!     .token_cache_max_ttl(Duration::from_secs(60))
+//!     .build()?;
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::{AccessToken, TokenError, TokenValidator};
+use crate::config::ConfigError;
+
+/// Largest introspection response accepted, in bytes.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Default timeout of one introspection call (connect and whole request).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds an [`IntrospectionValidator`]; see [`IntrospectionValidator::builder`].
+pub struct IntrospectionValidatorBuilder {
+    endpoint: String,
+    credentials: Option<(String, String)>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for IntrospectionValidatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionValidatorBuilder")
+            .field("endpoint", &self.endpoint)
+            .field(
+                "client_id",
+                &self.credentials.as_ref().map(|(id, _)| id.as_str()),
+            )
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionValidatorBuilder {
+    /// The client credentials the resource server authenticates with, sent with HTTP Basic
+    /// authentication (each form-urlencoded first, as RFC 6749 section 2.3.1 says).
+    #[must_use]
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some((client_id.into(), client_secret.into()));
+        self
+    }
+
+    /// The timeout of one introspection call, connection included (default 5 s). A call that
+    /// takes longer gives [`TokenError::Unavailable`].
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Builds the validator.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when the endpoint URL is invalid or not http(s), when no client
+    /// credentials were given or the client id is empty, when the timeout is zero, or when
+    /// the HTTP client cannot be built.
+    pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
+        let url = reqwest::Url::parse(&self.endpoint).map_err(|e| {
+            ConfigError::new(format!(
+                "introspection endpoint {:?} is invalid: {e}",
+                self.endpoint
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                "introspection endpoint must be http or https",
+            ));
+        }
+        let (client_id, client_secret) = self.credentials.ok_or_else(|| {
+            ConfigError::new("introspection needs client credentials (client_credentials)")
+        })?;
+        if client_id.is_empty() {
+            return Err(ConfigError::new("introspection client id is empty"));
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new("introspection timeout must not be zero"));
+        }
+        let basic = format!(
+            "Basic {}",
+            STANDARD.encode(format!(
+                "{}:{}",
+                form_urlencode(&client_id),
+                form_urlencode(&client_secret)
+            ))
+        );
+        let mut authorization = reqwest::header::HeaderValue::from_str(&basic)
+            .map_err(|e| ConfigError::new(format!("invalid client credentials: {e}")))?;
+        authorization.set_sensitive(true);
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            // A redirect would resend the token elsewhere; the endpoint is configured exactly.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::new(format!("cannot build the HTTP client: {e}")))?;
+        Ok(IntrospectionValidator {
+            url,
+            client_id,
+            authorization,
+            timeout: self.timeout,
+            client,
+        })
+    }
+}
+
+/// Validates opaque access tokens with OAuth 2.0 token introspection (RFC 7662). See the
+/// [module documentation](self).
+pub struct IntrospectionValidator {
+    url: reqwest::Url,
+    client_id: String,
+    /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
+    authorization: reqwest::header::HeaderValue,
+    timeout: Duration,
+    client: reqwest::Client,
+}
+
+impl fmt::Debug for IntrospectionValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionValidator")
+            .field("endpoint", &self.url.as_str())
+            .field("client_id", &self.client_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionValidator {
+    /// Starts building a validator for the introspection endpoint at `endpoint_url`.
+    #[must_use]
+    pub fn builder(endpoint_url: impl Into<String>) -> IntrospectionValidatorBuilder {
+        IntrospectionValidatorBuilder {
+            endpoint: endpoint_url.into(),
+            credentials: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Calls the endpoint; `Err` carries a description for the logs.
+    async fn introspect(&self, token: &str) -> Result<Value, String> {
+        let body = format!(
+            "token={}&token_type_hint=access_token",
+            form_urlencode(token)
+        );
+        let mut resp = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(format!("HTTP status {}", resp.status()));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err("introspection response is too large".to_owned());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| e.without_url().to_string())?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err("introspection response is too large".to_owned());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| format!("introspection response is not JSON: {e}"))
+    }
+}
+
+#[async_trait]
+impl TokenValidator for IntrospectionValidator {
+    async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
+        let response = match self.introspect(token).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(
+                    target: "tower_dpop",
+                    endpoint = %self.url,
+                    error = %e,
+                    "token introspection failed"
+                );
+                return Err(TokenError::unavailable("token introspection failed"));
+            }
+        };
+        let Value::Object(claims) = response else {
+            tracing::warn!(
+                target: "tower_dpop",
+                endpoint = %self.url,
+                "token introspection response is not a JSON object"
+            );
+            return Err(TokenError::unavailable("token introspection failed"));
+        };
+        if claims.get("active") != Some(&Value::Bool(true)) {
+            return Err(TokenError::invalid("access token is not active"));
+        }
+        AccessToken::from_claims(claims)
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one name or value (the URL standard's
+/// serializer: `*-._` and alphanumerics kept, space as `+`, everything else `%XX`).
+fn form_urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(hex_digit(b >> 4));
+                out.push(hex_digit(b & 0x0f));
+            }
+        }
+    }
+    out
+}
+
+/// The uppercase hex digit of a nibble (`0..16`).
+fn hex_digit(nibble: u8) -> char {
+    char::from_digit(u32::from(nibble), 16).map_or('0', |c| c.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(form_urlencode("aZ09*-._"), "aZ09*-._");
+        assert_eq!(form_urlencode("a b+c/d=e&f%"), "a+b%2Bc%2Fd%3De%26f%25");
+        assert_eq!(form_urlencode("é:~"), "%C3%A9%3A%7E");
+    }
+
+    #[test]
+    fn builder_checks_config() {
+        assert!(IntrospectionValidator::builder("not a url")
+            .client_credentials("a", "b")
+            .build()
+            .is_err());
+        assert!(IntrospectionValidator::builder("ftp://as.example.com/i")
+            .client_credentials("a", "b")
+            .build()
+            .is_err());
+        assert!(IntrospectionValidator::builder("https://as.example.com/i")
+            .build()
+            .is_err());
+        assert!(IntrospectionValidator::builder("https://as.example.com/i")
+            .client_credentials("a", "b")
+            .timeout(Duration::ZERO)
+            .build()
+            .is_err());
+        let v = IntrospectionValidator::builder("https://as.example.com/i")
+            .client_credentials("rs", "top-secret")
+            .build()
+            .unwrap();
+        let dbg = format!("{v:?}");
+        assert!(!dbg.contains("top-secret") && dbg.contains("rs"), "{dbg}");
+        assert!(!dbg.contains(&STANDARD.encode("rs:top-secret")), "{dbg}");
+    }
+}
