@@ -11,7 +11,11 @@ use tower_dpop::thumbprint::Thumbprint;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("statm");
     pages * 4096
 }
 
@@ -22,7 +26,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let tp = Thumbprint::from_bytes([3; 32]);
-    let keys: Vec<ReplayKey> = (0..n).map(|i| ReplayKey::new(&tp, &format!("jti-{i}"))).collect();
+    let keys: Vec<ReplayKey> = (0..n)
+        .map(|i| ReplayKey::new(&tp, &format!("jti-{i}")))
+        .collect();
     let store = MemoryReplayStore::new(n + 1);
     let before = rss_bytes();
     let mut lat = Vec::with_capacity(n as usize);
@@ -47,6 +53,9 @@ fn main() {
     );
     // A replay of every 1000th key is still caught at this size.
     for key in keys.iter().step_by(1000) {
-        assert_eq!(store.check_and_insert_sync(*key, Duration::from_secs(600)), Ok(Seen::Replay));
+        assert_eq!(
+            store.check_and_insert_sync(*key, Duration::from_secs(600)),
+            Ok(Seen::Replay)
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Pure functions, no I/O: the compact JWS is split and decoded, the header and the claims
 //! are parsed into typed structs and every structural rule is checked. The signature itself is
-//! checked by [`crate::key`], after the cheaper request checks in [`crate::verify`].
+//! checked by the `key` module, after the cheaper request checks of the pipeline (`verify_request`).
 
 use std::borrow::Cow;
 

@@ -2,7 +2,7 @@
 //! built-in JWT validator.
 //!
 //! The layer calls the validator once per distinct token: valid tokens are cached by the
-//! SHA-256 that `ath` needs anyway (see [`cache`]), until their `exp`. Time claims (`exp`,
+//! SHA-256 that `ath` needs anyway (an internal cache), until their `exp`. Time claims (`exp`,
 //! `nbf`) are checked by the layer against its [`Clock`](crate::clock::Clock) on every request,
 //! cached or not, so validators only check what does not change with time.
 
