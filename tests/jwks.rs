@@ -1,0 +1,107 @@
+//! The JWT validator's remote key set, served over HTTP on 127.0.0.1: fetched once, refreshed
+//! when a token names an unknown `kid` at most once per interval, failing closed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use tower_dpop::testing::{unix_now, TestIssuer};
+use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::token::{TokenError, TokenValidator};
+
+struct Jwks {
+    body: Arc<RwLock<String>>,
+    fetches: Arc<AtomicUsize>,
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn serve(initial: String) -> Jwks {
+    let body = Arc::new(RwLock::new(initial));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (b, f) = (body.clone(), fetches.clone());
+    let app = Router::new().route(
+        "/jwks",
+        get(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+            let json = b.read().unwrap().clone();
+            async move { json }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Jwks {
+        body,
+        fetches,
+        url,
+        task,
+    }
+}
+
+fn token(issuer: &TestIssuer) -> String {
+    issuer.token_for(
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+        unix_now() + 600,
+    )
+}
+
+#[tokio::test]
+async fn unknown_kid_refreshes_at_most_once_per_interval() {
+    let old = TestIssuer::new();
+    let new = TestIssuer::new();
+    let unknown = TestIssuer::new();
+    let jwks = serve(old.jwks_json()).await;
+    let validator = JwtValidator::builder()
+        .jwks_url(&jwks.url)
+        .jwks_refresh_interval(Duration::from_millis(600))
+        .build()
+        .unwrap();
+
+    // First use fetches; later tokens with the same kid don't.
+    for _ in 0..3 {
+        validator.validate(&token(&old)).await.unwrap();
+    }
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+
+    // The authorization server rotates: a token with the new kid triggers one refresh.
+    *jwks.body.write().unwrap() = new.jwks_json();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    validator.validate(&token(&new)).await.unwrap();
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+
+    // Tokens with kids nobody publishes cannot make it fetch again within the interval.
+    for _ in 0..5 {
+        let err = validator.validate(&token(&unknown)).await.unwrap_err();
+        assert!(matches!(err, TokenError::Invalid(_)), "{err:?}");
+    }
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+    // After the interval, one more fetch is allowed.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(validator.validate(&token(&unknown)).await.is_err());
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 3);
+    jwks.task.abort();
+}
+
+#[tokio::test]
+async fn failed_refresh_keeps_the_old_keys_and_no_keys_fails_closed() {
+    let issuer = TestIssuer::new();
+    let jwks = serve(issuer.jwks_json()).await;
+    let validator = JwtValidator::builder().jwks_url(&jwks.url).build().unwrap();
+    validator.validate(&token(&issuer)).await.unwrap();
+    // The server now serves garbage: known kids keep working from the cached keys.
+    *jwks.body.write().unwrap() = "not json".into();
+    validator.validate(&token(&issuer)).await.unwrap();
+
+    // A validator that never got keys answers "unavailable" (503), never "valid".
+    let fresh = JwtValidator::builder()
+        .jwks_url(&jwks.url)
+        .jwks_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let err = fresh.validate(&token(&issuer)).await.unwrap_err();
+    assert!(matches!(err, TokenError::Unavailable(_)), "{err:?}");
+    jwks.task.abort();
+}
