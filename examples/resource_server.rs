@@ -13,6 +13,7 @@
 //! | `DPOP_AUDIENCE` | expected `aud` of access tokens | not checked |
 //! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
 //! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
+//! | `DPOP_ALLOW_BEARER` | `1` also accepts `Authorization: Bearer` for tokens without `cnf.jkt` (a bound token under Bearer is still refused) | DPoP only |
 //! | `DPOP_REDIS_URL` | `redis://host:port`: keep the replay cache in that Redis (build with `--features redis`; without the feature the server refuses to start) | in memory |
 //! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
 //!
@@ -23,7 +24,10 @@
 //! - `GET /health`: `200 ok`, no authentication;
 //! - `GET /api/me`: `200` JSON `{"sub": ..., "jkt": ..., "client_id": ...}` from the verified
 //!   token (`null` where a claim is absent; `jkt` is the verified key thumbprint);
-//! - `POST /api/echo`: `200` with the request body (same bytes, same `Content-Type`).
+//! - `POST /api/echo`: `200` with the request body (same bytes, same `Content-Type`);
+//! - `GET /.well-known/oauth-protected-resource`: the RFC 9728 metadata (open): `resource` is
+//!   the public origin, `dpop_signing_alg_values_supported` the algorithms of the challenges'
+//!   `algs`, `dpop_bound_access_tokens_required` true unless Bearer is allowed.
 //!
 //! Everything under `/api` requires `Authorization: DPoP <token>` and a valid `DPoP` proof.
 //!
@@ -44,9 +48,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
 use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{ConfigError, DpopAuth, DpopLayer};
+use tower_dpop::{ConfigError, DpopLayer, TokenAuth};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -71,6 +76,8 @@ struct Settings {
     nonce_secret: Option<NonceSecret>,
     /// `DPOP_REDIS_URL`.
     redis_url: Option<String>,
+    /// `DPOP_ALLOW_BEARER=1`.
+    allow_bearer: bool,
 }
 
 /// Why the server could not start.
@@ -172,7 +179,19 @@ impl Settings {
             });
         }
 
+        let allow_bearer = match var("DPOP_ALLOW_BEARER")?.as_deref().map(str::trim) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(StartError::Env {
+                    var: "DPOP_ALLOW_BEARER",
+                    reason: format!("{other:?} is neither 1 nor 0"),
+                })
+            }
+        };
+
         Ok(Self {
+            allow_bearer,
             listen,
             public_url: var("DPOP_PUBLIC_URL")?,
             jwks_url,
@@ -202,7 +221,12 @@ impl Settings {
         }
         let mut builder = DpopLayer::builder()
             .public_origin(public_origin)
-            .token_validator(validator.build()?);
+            .token_validator(validator.build()?)
+            .allow_bearer(self.allow_bearer)
+            .resource_metadata(format!(
+                "{}{WELL_KNOWN_PATH}",
+                public_origin.trim_end_matches('/')
+            ));
         if self.nonce_required {
             builder = builder.nonce_policy(NoncePolicy::Required);
         }
@@ -218,14 +242,19 @@ impl Settings {
     }
 }
 
-/// The application: `/health` open, `/api/*` behind `layer`.
-fn router(layer: DpopLayer) -> Router {
+/// The application: `/health` and the metadata open, `/api/*` behind `layer`.
+fn router(layer: DpopLayer, issuer: Option<&str>) -> Router {
+    let mut metadata = ProtectedResourceMetadata::from_layer(&layer);
+    if let Some(iss) = issuer {
+        metadata = metadata.authorization_server(iss);
+    }
     let api = Router::new()
         .route("/me", get(me))
         .route("/echo", post(echo))
         .layer(layer);
     Router::new()
         .route("/health", get(health))
+        .merge(metadata.router())
         .nest("/api", api)
 }
 
@@ -233,16 +262,16 @@ async fn health() -> &'static str {
     "ok"
 }
 
-async fn me(auth: DpopAuth) -> Json<Value> {
+async fn me(auth: TokenAuth) -> Json<Value> {
     let claim = |name: &str| auth.claims.get(name).cloned().unwrap_or(Value::Null);
     Json(json!({
         "sub": claim("sub"),
-        "jkt": auth.jkt.to_string(),
+        "jkt": auth.jkt.map(|jkt| jkt.to_string()),
         "client_id": claim("client_id"),
     }))
 }
 
-async fn echo(_auth: DpopAuth, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+async fn echo(_auth: TokenAuth, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
     let mut out = HeaderMap::new();
     if let Some(ct) = headers.get(CONTENT_TYPE) {
         out.insert(CONTENT_TYPE, ct.clone());
@@ -288,7 +317,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         })?;
     let bound = listener.local_addr().map_err(StartError::Serve)?;
     let public_origin = settings.public_origin(bound);
-    let app = router(settings.layer(&public_origin)?);
+    let app = router(settings.layer(&public_origin)?, settings.issuer.as_deref());
 
     tracing::info!(
         %bound,
@@ -299,6 +328,7 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         nonce = if settings.nonce_required { "required" } else { "off" },
         nonce_secret = if settings.nonce_secret.is_some() { "configured" } else { "random" },
         replay_store = if settings.redis_url.is_some() { "redis" } else { "memory" },
+        bearer = settings.allow_bearer,
         "configuration"
     );
     println!("tower-dpop resource server listening on http://{bound}");

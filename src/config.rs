@@ -52,6 +52,10 @@ pub struct DpopConfig {
     pub(crate) nonce_policy: NoncePolicy,
     /// `Some` whenever the policy is not `Off`.
     pub(crate) nonces: Option<Nonces>,
+    /// Bearer tokens without `cnf.jkt` are accepted too.
+    pub(crate) allow_bearer: bool,
+    /// RFC 9728 metadata URL, sent as `resource_metadata` in challenges.
+    pub(crate) resource_metadata: Option<String>,
 }
 
 impl fmt::Debug for DpopConfig {
@@ -73,6 +77,12 @@ impl fmt::Debug for DpopConfig {
 }
 
 impl DpopConfig {
+    /// `true` when Bearer tokens without `cnf.jkt` are accepted as well as DPoP.
+    #[must_use]
+    pub fn allows_bearer(&self) -> bool {
+        self.allow_bearer
+    }
+
     /// The nonces this layer issues and checks, when its policy may require them.
     #[must_use]
     pub fn nonces(&self) -> Option<&Nonces> {
@@ -136,6 +146,8 @@ impl DpopConfig {
 /// | [`nonce_policy`](Self::nonce_policy) | [`NoncePolicy::Off`] | nonces cost clients a round trip; turn them on to bound proofs by the server's clock |
 /// | [`nonce_secret`](Self::nonce_secret) | a random secret per layer | give every instance the same secret(s) so they accept each other's nonces |
 /// | [`nonce_lifetime`](Self::nonce_lifetime) | 5 min | a fresh nonce is sent on success once a third of it is left |
+/// | [`allow_bearer`](Self::allow_bearer) | false: DPoP only | Bearer lets a stolen token work for anyone; accept it only while clients migrate |
+/// | [`resource_metadata`](Self::resource_metadata) | none | RFC 9728 metadata URL advertised in challenges |
 #[must_use]
 pub struct DpopLayerBuilder {
     origins: Vec<String>,
@@ -154,6 +166,8 @@ pub struct DpopLayerBuilder {
     nonce_policy: NoncePolicy,
     nonce_secrets: Vec<NonceSecret>,
     nonce_lifetime: Duration,
+    allow_bearer: bool,
+    resource_metadata: Option<String>,
 }
 
 impl fmt::Debug for DpopLayerBuilder {
@@ -184,6 +198,8 @@ impl Default for DpopLayerBuilder {
             nonce_policy: NoncePolicy::Off,
             nonce_secrets: Vec::new(),
             nonce_lifetime: Duration::from_secs(300),
+            allow_bearer: false,
+            resource_metadata: None,
         }
     }
 }
@@ -289,6 +305,22 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Also accepts `Authorization: Bearer <token>` for tokens that are not DPoP-bound (default:
+    /// DPoP only). A token with `cnf.jkt` is always refused under Bearer (RFC 9449 section
+    /// 7.2), and challenges then name both schemes.
+    pub fn allow_bearer(mut self, allow: bool) -> Self {
+        self.allow_bearer = allow;
+        self
+    }
+
+    /// Advertises the URL of this resource's RFC 9728 metadata in every challenge
+    /// (`resource_metadata="..."`); serve the document with
+    /// [`ProtectedResourceMetadata`](crate::metadata::ProtectedResourceMetadata).
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -362,6 +394,16 @@ impl DpopLayerBuilder {
                 Some(Nonces::new(secrets, self.nonce_lifetime)?)
             }
         };
+        if let Some(url) = &self.resource_metadata {
+            let ok = url.starts_with("https://") || url.starts_with("http://");
+            if !ok
+                || url
+                    .bytes()
+                    .any(|b| !(0x21..0x7f).contains(&b) || b == b'"' || b == b'\\')
+            {
+                return Err(ConfigError::new("resource_metadata must be an http(s) URL"));
+            }
+        }
         let algs_param = algorithms
             .iter()
             .map(|a| a.as_str())
@@ -385,6 +427,8 @@ impl DpopLayerBuilder {
             clock: self.clock,
             nonce_policy: self.nonce_policy,
             nonces,
+            allow_bearer: self.allow_bearer,
+            resource_metadata: self.resource_metadata,
         })
     }
 }

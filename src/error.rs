@@ -17,6 +17,7 @@ use http::StatusCode;
 /// | [`InvalidRequest`](Error::InvalidRequest) | 400 | `invalid_request` |
 /// | [`InvalidProof`](Error::InvalidProof) | 401 | `invalid_dpop_proof` |
 /// | [`InvalidToken`](Error::InvalidToken) | 401 | `invalid_token` |
+/// | [`InvalidBearerToken`](Error::InvalidBearerToken) | 401 | `invalid_token`, in the `Bearer` challenge |
 /// | [`UseNonce`](Error::UseNonce) | 401 | `use_dpop_nonce` |
 /// | [`Unavailable`](Error::Unavailable) | 503 | none |
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub enum Error {
     InvalidProof(&'static str),
     /// The access token is invalid, expired, not bound to a key, or bound to another key.
     InvalidToken(Cow<'static, str>),
+    /// A token presented under the `Bearer` scheme (when the layer accepts Bearer) is invalid,
+    /// or is DPoP-bound and so may only be used with a proof (RFC 9449 section 7.2).
+    InvalidBearerToken(Cow<'static, str>),
     /// The proof lacks a valid server nonce; the response carries a fresh `DPoP-Nonce`.
     UseNonce(&'static str),
     /// A backend (replay store, key set, introspection) could not answer, so the request is
@@ -49,6 +53,7 @@ impl Error {
             Self::MissingCredentials
             | Self::InvalidProof(_)
             | Self::InvalidToken(_)
+            | Self::InvalidBearerToken(_)
             | Self::UseNonce(_) => StatusCode::UNAUTHORIZED,
         }
     }
@@ -60,7 +65,7 @@ impl Error {
             Self::MissingCredentials | Self::Unavailable(_) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidProof(_) => Some("invalid_dpop_proof"),
-            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::InvalidToken(_) | Self::InvalidBearerToken(_) => Some("invalid_token"),
             Self::UseNonce(_) => Some("use_dpop_nonce"),
         }
     }
@@ -71,7 +76,7 @@ impl Error {
         match self {
             Self::MissingCredentials => "no DPoP credentials in the request",
             Self::InvalidRequest(d) | Self::InvalidProof(d) | Self::UseNonce(d) => d,
-            Self::InvalidToken(d) | Self::Unavailable(d) => d,
+            Self::InvalidToken(d) | Self::InvalidBearerToken(d) | Self::Unavailable(d) => d,
         }
     }
 
@@ -84,7 +89,7 @@ impl Error {
     /// `true` for a token failure (`invalid_token`).
     #[must_use]
     pub fn is_invalid_token(&self) -> bool {
-        matches!(self, Self::InvalidToken(_))
+        matches!(self, Self::InvalidToken(_) | Self::InvalidBearerToken(_))
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::proof::ProofClaims;
 use crate::thumbprint::Thumbprint;
-use crate::verify::VerifiedRequest;
+use crate::verify::{BearerRequest, VerifiedRequest};
 
 /// The verified access-token claims (deserialized into `T`), the key thumbprint and the
 /// proof's claims of a request that passed [`DpopLayer`](crate::DpopLayer).
@@ -56,6 +56,10 @@ pub enum DpopAuthRejection {
     /// The token's claims do not deserialize into the handler's type: answered with 401
     /// `invalid_token`.
     InvalidClaims(serde_json::Error),
+    /// The request was authenticated with a Bearer token (the layer accepts Bearer), but this
+    /// extractor needs a DPoP-bound one: answered with 401 `invalid_token`. Use [`TokenAuth`]
+    /// on routes that serve both.
+    NotDpop,
 }
 
 impl DpopAuthRejection {
@@ -64,7 +68,7 @@ impl DpopAuthRejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::InvalidClaims(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidClaims(_) | Self::NotDpop => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -76,6 +80,7 @@ impl DpopAuthRejection {
                 "DpopAuth extractor used on a route that is not behind DpopLayer; is the layer installed?"
             }
             Self::InvalidClaims(_) => "access token claims do not have the expected form",
+            Self::NotDpop => "this resource requires a DPoP-bound access token",
         }
     }
 
@@ -95,7 +100,7 @@ impl fmt::Display for DpopAuthRejection {
 impl std::error::Error for DpopAuthRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::MissingLayer => None,
+            Self::MissingLayer | Self::NotDpop => None,
             Self::InvalidClaims(e) => Some(e),
         }
     }
@@ -108,8 +113,10 @@ impl IntoResponse for DpopAuthRejection {
                 tracing::error!(target: "tower_dpop", "{}", self.body_text());
                 (self.status(), self.body_text()).into_response()
             }
-            Self::InvalidClaims(e) => {
-                tracing::info!(target: "tower_dpop", error = %e, "token claims rejected by the extractor");
+            Self::InvalidClaims(_) | Self::NotDpop => {
+                if let Self::InvalidClaims(e) = &self {
+                    tracing::info!(target: "tower_dpop", error = %e, "token claims rejected by the extractor");
+                }
                 let challenge = format!(
                     "DPoP error=\"invalid_token\", error_description=\"{}\"",
                     self.body_text()
@@ -133,10 +140,13 @@ where
     type Rejection = DpopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let verified = parts
-            .extensions
-            .get::<VerifiedRequest>()
-            .ok_or(DpopAuthRejection::MissingLayer)?;
+        let Some(verified) = parts.extensions.get::<VerifiedRequest>() else {
+            return Err(if parts.extensions.get::<BearerRequest>().is_some() {
+                DpopAuthRejection::NotDpop
+            } else {
+                DpopAuthRejection::MissingLayer
+            });
+        };
         let claims =
             T::deserialize(verified.token().claims()).map_err(DpopAuthRejection::InvalidClaims)?;
         Ok(Self {
@@ -144,5 +154,36 @@ where
             jkt: *verified.jkt(),
             proof: verified.proof().clone(),
         })
+    }
+}
+
+/// The verified access-token claims of a request that passed the layer under either scheme:
+/// DPoP (then `jkt` is the bound key) or, when the layer accepts it, Bearer (`jkt` is `None`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TokenAuth<T = Value> {
+    /// The access token's claims.
+    pub claims: T,
+    /// The key thumbprint for a DPoP request; `None` for a Bearer request.
+    pub jkt: Option<Thumbprint>,
+}
+
+impl<T, S> FromRequestParts<S> for TokenAuth<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = DpopAuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let (token, jkt) = if let Some(v) = parts.extensions.get::<VerifiedRequest>() {
+            (v.token(), Some(*v.jkt()))
+        } else if let Some(b) = parts.extensions.get::<BearerRequest>() {
+            (b.token(), None)
+        } else {
+            return Err(DpopAuthRejection::MissingLayer);
+        };
+        let claims = T::deserialize(token.claims()).map_err(DpopAuthRejection::InvalidClaims)?;
+        Ok(Self { claims, jkt })
     }
 }

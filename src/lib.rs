@@ -73,6 +73,7 @@ pub mod htu;
 mod jwk;
 mod key;
 pub mod layer;
+pub mod metadata;
 pub mod nonce;
 pub mod proof;
 pub mod replay;
@@ -84,6 +85,8 @@ mod verify;
 pub use algorithm::Algorithm;
 pub use config::{ConfigError, DpopConfig, DpopLayerBuilder};
 pub use error::Error;
-pub use extract::{DpopAuth, DpopAuthRejection};
+pub use extract::{DpopAuth, DpopAuthRejection, TokenAuth};
 pub use layer::{Dpop, DpopLayer};
-pub use verify::{verify_request, VerifiedRequest, DPOP};
+pub use verify::{
+    authenticate, verify_request, Authenticated, BearerRequest, VerifiedRequest, DPOP,
+};

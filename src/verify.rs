@@ -64,6 +64,31 @@ impl VerifiedRequest {
     }
 }
 
+/// A request authenticated with a Bearer token (only when the layer accepts Bearer, and only
+/// for tokens that are not DPoP-bound). Handed to handlers through request extensions.
+#[derive(Debug, Clone)]
+pub struct BearerRequest {
+    token: Arc<AccessToken>,
+}
+
+impl BearerRequest {
+    /// The validated access token.
+    #[must_use]
+    pub fn token(&self) -> &AccessToken {
+        &self.token
+    }
+}
+
+/// The outcome of [`authenticate`]: a DPoP request, or (when accepted) a Bearer request.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Authenticated {
+    /// `Authorization: DPoP` with a valid proof.
+    Dpop(VerifiedRequest),
+    /// `Authorization: Bearer` with an unbound token.
+    Bearer(BearerRequest),
+}
+
 /// `token68` (RFC 9110 section 11.2): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
@@ -73,9 +98,20 @@ fn is_token68(s: &str) -> bool {
         })
 }
 
-/// The access token from `Authorization: DPoP <token>`; `None` when there is no
-/// `Authorization` header or it uses another scheme.
-fn dpop_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, Error> {
+/// The scheme of the `Authorization` header.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Dpop,
+    Bearer,
+}
+
+/// The access token from `Authorization: DPoP <token>` (or `Bearer <token>` when `bearer`);
+/// `None` when there is no `Authorization` header or it uses another scheme.
+fn credentials(
+    headers: &HeaderMap,
+    max_len: usize,
+    bearer: bool,
+) -> Result<Option<(Scheme, &str)>, Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -90,16 +126,21 @@ fn dpop_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, Error
         .to_str()
         .map_err(|_| Error::InvalidRequest("Authorization header is not visible ASCII"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("DPoP") {
+    let scheme = if scheme.eq_ignore_ascii_case("DPoP") {
+        Scheme::Dpop
+    } else if bearer && scheme.eq_ignore_ascii_case("Bearer") {
+        Scheme::Bearer
+    } else {
         return Ok(None);
-    }
+    };
     let token = rest.trim_start_matches(' ');
     if !is_token68(token) {
-        return Err(Error::InvalidRequest(
-            "Authorization DPoP credentials are not a token68 value",
-        ));
+        return Err(Error::InvalidRequest(match scheme {
+            Scheme::Dpop => "Authorization DPoP credentials are not a token68 value",
+            Scheme::Bearer => "Authorization Bearer credentials are not a token68 value",
+        }));
     }
-    Ok(Some(token))
+    Ok(Some((scheme, token)))
 }
 
 /// The single `DPoP` header, size-checked before anything else is done with it.
@@ -134,7 +175,9 @@ fn token_error(e: TokenError) -> Error {
 
 /// Runs every check of RFC 9449 sections 4.3 and 7.1 on one request.
 ///
-/// `path` is the request path as the client sent it (a query, if present, is ignored).
+/// `path` is the request path as the client sent it (a query, if present, is ignored). A
+/// Bearer request, even when the layer accepts Bearer, is [`Error::MissingCredentials`] here:
+/// use [`authenticate`] for what the service does.
 ///
 /// # Errors
 /// The first check that fails, as an [`Error`].
@@ -144,15 +187,36 @@ pub async fn verify_request(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<VerifiedRequest, Error> {
+    match authenticate(config, method, path, headers).await? {
+        Authenticated::Dpop(v) => Ok(v),
+        Authenticated::Bearer(_) => Err(Error::MissingCredentials),
+    }
+}
+
+/// What the layer's service runs: DPoP requests through every check of [`verify_request`],
+/// and, when the layer accepts Bearer, Bearer requests with unbound tokens.
+///
+/// # Errors
+/// The first check that fails, as an [`Error`].
+pub async fn authenticate(
+    config: &DpopConfig,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Authenticated, Error> {
     // Repeated fields are ambiguous whatever else the request holds.
     if headers.get_all(&DPOP).iter().nth(1).is_some() {
         return Err(Error::InvalidRequest("more than one DPoP header"));
     }
-    let Some(token) = dpop_token(headers, config.max_token_len)? else {
+    let Some((scheme, token)) = credentials(headers, config.max_token_len, config.allow_bearer)?
+    else {
         return Err(Error::MissingCredentials);
     };
     if token.len() > config.max_token_len {
         return Err(Error::InvalidToken("access token is too large".into()));
+    }
+    if scheme == Scheme::Bearer {
+        return bearer(config, token).await.map(Authenticated::Bearer);
     }
     let raw_proof = dpop_proof(headers, config.max_proof_len)?;
 
@@ -271,13 +335,69 @@ pub async fn verify_request(
         }
     }
 
-    Ok(VerifiedRequest {
+    Ok(Authenticated::Dpop(VerifiedRequest {
         token: access,
         jkt: tp,
         proof: Arc::new(claims.to_owned_claims()),
         alg: header.alg,
         refresh_nonce,
-    })
+    }))
+}
+
+/// The access token: validated once, then served from the cache until `exp`; time claims
+/// checked on every request.
+async fn access_token(
+    config: &DpopConfig,
+    token: &str,
+    token_hash: [u8; 32],
+    now: u64,
+) -> Result<Arc<AccessToken>, Error> {
+    let access = match config.tokens.get(&token_hash) {
+        Some(cached) => cached,
+        None => {
+            let fresh = Arc::new(
+                config
+                    .validator
+                    .validate(token)
+                    .await
+                    .map_err(token_error)?,
+            );
+            config.tokens.insert(token_hash, fresh.clone(), now);
+            fresh
+        }
+    };
+    let leeway = config.token_leeway.as_secs();
+    if access
+        .expires_at()
+        .is_some_and(|exp| exp.saturating_add(leeway) <= now)
+    {
+        return Err(Error::InvalidToken("access token has expired".into()));
+    }
+    if access
+        .not_before()
+        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+    {
+        return Err(Error::InvalidToken("access token is not yet valid".into()));
+    }
+    Ok(access)
+}
+
+/// A Bearer request: a valid token that is not DPoP-bound (RFC 9449 section 7.2).
+async fn bearer(config: &DpopConfig, token: &str) -> Result<BearerRequest, Error> {
+    let now = config.clock.unix_seconds();
+    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let access = access_token(config, token, token_hash, now)
+        .await
+        .map_err(|e| match e {
+            Error::InvalidToken(r) => Error::InvalidBearerToken(r),
+            other => other,
+        })?;
+    if access.jkt().is_some() {
+        return Err(Error::InvalidBearerToken(
+            "DPoP-bound access token presented as a Bearer token".into(),
+        ));
+    }
+    Ok(BearerRequest { token: access })
 }
 
 #[cfg(test)]

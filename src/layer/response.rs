@@ -7,17 +7,45 @@ use http::{HeaderValue, Response};
 use crate::config::DpopConfig;
 use crate::error::{sanitize_description, Error};
 
-/// The `WWW-Authenticate` value for `error` (RFC 9449 section 7.1, RFC 6750 section 3).
+/// The `WWW-Authenticate` value for `error` (RFC 9449 sections 7.1 and 7.2, RFC 6750 section 3).
+///
+/// With Bearer accepted too, both challenges are sent, and the error information goes in the
+/// challenge of the scheme the client used (RFC 9449 section 7.2).
 pub(crate) fn challenge(error: &Error, config: &DpopConfig) -> Option<String> {
-    let algs = &config.algs_param;
-    match error.error_code() {
-        _ if matches!(error, Error::Unavailable(_)) => None,
-        None => Some(format!("DPoP algs=\"{algs}\"")),
-        Some(code) => Some(format!(
-            "DPoP error=\"{code}\", error_description=\"{}\", algs=\"{algs}\"",
-            sanitize_description(error.description())
-        )),
+    if matches!(error, Error::Unavailable(_)) {
+        return None;
     }
+    let mut bearer: Vec<String> = Vec::new();
+    let mut dpop: Vec<String> = Vec::new();
+    if let Some(code) = error.error_code() {
+        let params = format!(
+            "error=\"{code}\", error_description=\"{}\"",
+            sanitize_description(error.description())
+        );
+        if matches!(error, Error::InvalidBearerToken(_)) {
+            bearer.push(params);
+        } else {
+            dpop.push(params);
+        }
+    }
+    dpop.push(format!("algs=\"{}\"", config.algs_param));
+    if let Some(url) = &config.resource_metadata {
+        let param = format!("resource_metadata=\"{url}\"");
+        if config.allow_bearer {
+            bearer.push(param.clone());
+        }
+        dpop.push(param);
+    }
+    let dpop = format!("DPoP {}", dpop.join(", "));
+    if !config.allow_bearer {
+        return Some(dpop);
+    }
+    let bearer = if bearer.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", bearer.join(", "))
+    };
+    Some(format!("{bearer}, {dpop}"))
 }
 
 /// The `DPoP-Nonce` response header.

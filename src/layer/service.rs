@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::config::DpopConfig;
 use crate::error::Error;
-use crate::verify::verify_request;
+use crate::verify::{authenticate, Authenticated};
 
 /// The future returned by [`Dpop`].
 pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
@@ -79,8 +79,20 @@ where
                 .get::<axum::extract::OriginalUri>()
                 .map_or_else(|| parts.uri.path(), |o| o.0.path())
                 .to_owned();
-            match verify_request(&config, &parts.method, &path, &parts.headers).await {
-                Ok(verified) => {
+            match authenticate(&config, &parts.method, &path, &parts.headers).await {
+                Ok(Authenticated::Bearer(bearer)) => {
+                    tracing::debug!(
+                        target: "tower_dpop",
+                        outcome = "accepted",
+                        scheme = "bearer",
+                        method = %parts.method,
+                        path = %path,
+                        "Bearer request accepted"
+                    );
+                    parts.extensions.insert(bearer);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Ok(Authenticated::Dpop(verified)) => {
                     tracing::debug!(
                         target: "tower_dpop",
                         outcome = "accepted",
