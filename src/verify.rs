@@ -251,33 +251,7 @@ pub async fn authenticate(
     }
 
     // The access token: validated once, then served from the cache until `exp`.
-    let access = match config.tokens.get(&token_hash) {
-        Some(cached) => cached,
-        None => {
-            let fresh = Arc::new(
-                config
-                    .validator
-                    .validate(token)
-                    .await
-                    .map_err(token_error)?,
-            );
-            config.tokens.insert(token_hash, fresh.clone(), now);
-            fresh
-        }
-    };
-    let leeway = config.token_leeway.as_secs();
-    if access
-        .expires_at()
-        .is_some_and(|exp| exp.saturating_add(leeway) <= now)
-    {
-        return Err(Error::InvalidToken("access token has expired".into()));
-    }
-    if access
-        .not_before()
-        .is_some_and(|nbf| nbf > now.saturating_add(leeway))
-    {
-        return Err(Error::InvalidToken("access token is not yet valid".into()));
-    }
+    let access = access_token(config, token, token_hash, now).await?;
     let Some(jkt) = access.jkt() else {
         return Err(Error::InvalidToken(
             "access token is not DPoP-bound (no cnf.jkt)".into(),
