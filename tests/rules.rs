@@ -1022,3 +1022,49 @@ fn configuration_is_validated_at_build_time() {
     );
     assert_eq!(random_id(16).len(), 22);
 }
+
+// ---- 6. Hostile keys -----------------------------------------------------------------------
+
+/// A proof whose header carries `jwk`, signed by some other key, for a token bound to `jwk`:
+/// the only thing that can refuse it before the signature is the key import.
+async fn hostile_key(alg: &str, jwk: serde_json::Value) -> Result<(), Error> {
+    let f = Fixture::new();
+    let jkt = tower_dpop::thumbprint::jwk_thumbprint(&jwk.to_string()).unwrap();
+    let token = f.issuer.token_for(&jkt, T0 + 3600);
+    let signer = ClientKey::generate(Algorithm::ES256);
+    let proof = signer
+        .proof("GET", URL)
+        .access_token(&token)
+        .iat(T0)
+        .header("alg", json!(alg))
+        .header("jwk", jwk)
+        .sign();
+    f.send(Method::GET, "/api/me", &token, &proof).await
+}
+
+#[tokio::test]
+async fn small_order_ed25519_keys_are_refused_at_import() {
+    // The identity point (y = 1): every signature "verifies" under a lax check.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let x = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, identity);
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x});
+    assert_eq!(
+        hostile_key("EdDSA", jwk).await,
+        proof_err("jwk is a small-order Ed25519 key")
+    );
+}
+
+#[tokio::test]
+async fn rsa_exponent_must_be_odd_and_at_least_three() {
+    let key = ClientKey::generate(Algorithm::RS256);
+    for e in ["Ag", "AQ", "AAE"] {
+        let mut jwk = key.public_jwk().clone();
+        jwk["e"] = json!(e);
+        assert_eq!(
+            hostile_key("RS256", jwk).await,
+            proof_err("jwk RSA exponent must be odd and at least 3"),
+            "e={e}"
+        );
+    }
+}
