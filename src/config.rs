@@ -56,7 +56,13 @@ pub struct DpopConfig {
     pub(crate) allow_bearer: bool,
     /// RFC 9728 metadata URL, sent as `resource_metadata` in challenges.
     pub(crate) resource_metadata: Option<String>,
+    pub(crate) counters: crate::metrics::Counters,
+    pub(crate) rejection_body: Option<Arc<RejectionBody>>,
 }
+
+/// Makes the body of a rejection response: `(content type, body)`. The status and the
+/// `WWW-Authenticate` / `DPoP-Nonce` headers are set by the layer whatever it returns.
+pub type RejectionBody = dyn Fn(&crate::Error) -> (http::HeaderValue, bytes::Bytes) + Send + Sync;
 
 impl fmt::Debug for DpopConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -168,6 +174,7 @@ pub struct DpopLayerBuilder {
     nonce_lifetime: Duration,
     allow_bearer: bool,
     resource_metadata: Option<String>,
+    rejection_body: Option<Arc<RejectionBody>>,
 }
 
 impl fmt::Debug for DpopLayerBuilder {
@@ -200,6 +207,7 @@ impl Default for DpopLayerBuilder {
             nonce_lifetime: Duration::from_secs(300),
             allow_bearer: false,
             resource_metadata: None,
+            rejection_body: None,
         }
     }
 }
@@ -321,6 +329,25 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Replaces the JSON body of rejections, e.g. with an RFC 9457 problem document. The
+    /// status and the challenge headers the RFCs require are kept.
+    ///
+    /// ```
+    /// use tower_dpop::DpopLayer;
+    /// let builder = DpopLayer::builder().rejection_body(|err| {
+    ///     let doc = serde_json::json!({ "type": "about:blank", "status": err.status().as_u16(), "detail": err.description() });
+    ///     (http::HeaderValue::from_static("application/problem+json"), doc.to_string().into())
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn rejection_body(
+        mut self,
+        body: impl Fn(&crate::Error) -> (http::HeaderValue, bytes::Bytes) + Send + Sync + 'static,
+    ) -> Self {
+        self.rejection_body = Some(Arc::new(body));
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -429,6 +456,8 @@ impl DpopLayerBuilder {
             nonces,
             allow_bearer: self.allow_bearer,
             resource_metadata: self.resource_metadata,
+            counters: crate::metrics::Counters::default(),
+            rejection_body: self.rejection_body,
         })
     }
 }

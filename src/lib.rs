@@ -74,6 +74,7 @@ mod jwk;
 mod key;
 pub mod layer;
 pub mod metadata;
+pub mod metrics;
 pub mod nonce;
 pub mod proof;
 pub mod replay;

@@ -42,6 +42,12 @@ impl DpopLayer {
         &self.config
     }
 
+    /// The counters of this layer (shared by its clones) since it was built.
+    #[must_use]
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        self.config.counters.snapshot()
+    }
+
     /// Runs the verification pipeline on a request's method, path and headers, without HTTP:
     /// exactly what the service does before calling the inner service.
     ///

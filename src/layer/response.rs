@@ -82,10 +82,17 @@ pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Re
         }),
         None => serde_json::json!({ "error": "unauthorized" }),
     };
-    let mut response = Response::new(B::from(Bytes::from(body.to_string())));
+    let (content_type, body) = match &config.rejection_body {
+        Some(make) => make(&error),
+        None => (
+            HeaderValue::from_static("application/json"),
+            Bytes::from(body.to_string()),
+        ),
+    };
+    let mut response = Response::new(B::from(body));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, content_type);
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(value) = challenge(&error, config).and_then(|c| HeaderValue::try_from(c).ok()) {
         headers.insert(WWW_AUTHENTICATE, value);

@@ -89,6 +89,7 @@ where
                         path = %path,
                         "Bearer request accepted"
                     );
+                    config.counters.accepted(true);
                     parts.extensions.insert(bearer);
                     inner.call(Request::from_parts(parts, body)).await
                 }
@@ -102,6 +103,7 @@ where
                         path = %path,
                         "DPoP request accepted"
                     );
+                    config.counters.accepted(false);
                     let refresh = verified.refresh_nonce;
                     parts.extensions.insert(verified);
                     let mut response = inner.call(Request::from_parts(parts, body)).await?;
@@ -111,6 +113,7 @@ where
                     Ok(response)
                 }
                 Err(error) => {
+                    config.counters.rejected(&error);
                     log_rejection(&error, &parts.method, &path);
                     let nonce = matches!(error, Error::UseNonce(_))
                         || (error.status() == http::StatusCode::UNAUTHORIZED
