@@ -57,6 +57,7 @@ pub struct DpopConfig {
     /// RFC 9728 metadata URL, sent as `resource_metadata` in challenges.
     pub(crate) resource_metadata: Option<String>,
     pub(crate) counters: crate::metrics::Counters,
+    pub(crate) trusted_proxies: Vec<crate::proxy::TrustedProxy>,
     pub(crate) rejection_body: Option<Arc<RejectionBody>>,
 }
 
@@ -154,6 +155,7 @@ impl DpopConfig {
 /// | [`nonce_lifetime`](Self::nonce_lifetime) | 5 min | a fresh nonce is sent on success once a third of it is left |
 /// | [`allow_bearer`](Self::allow_bearer) | false: DPoP only | Bearer lets a stolen token work for anyone; accept it only while clients migrate |
 /// | [`resource_metadata`](Self::resource_metadata) | none | RFC 9728 metadata URL advertised in challenges |
+/// | [`trusted_proxy`](Self::trusted_proxy) | none | forwarding headers are chosen by the sender; trust them only from your proxies |
 #[must_use]
 pub struct DpopLayerBuilder {
     origins: Vec<String>,
@@ -175,6 +177,7 @@ pub struct DpopLayerBuilder {
     allow_bearer: bool,
     resource_metadata: Option<String>,
     rejection_body: Option<Arc<RejectionBody>>,
+    trusted_proxies: Vec<String>,
 }
 
 impl fmt::Debug for DpopLayerBuilder {
@@ -208,6 +211,7 @@ impl Default for DpopLayerBuilder {
             allow_bearer: false,
             resource_metadata: None,
             rejection_body: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -329,6 +333,17 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Trusts `Forwarded` (or `X-Forwarded-Proto` + `X-Forwarded-Host`) from this proxy
+    /// address or CIDR network (`10.0.0.0/8`): for requests whose TCP peer is in it, the origin
+    /// the proxy reports is accepted for `htu` as well as the configured ones. The peer address
+    /// comes from axum's `ConnectInfo<SocketAddr>` (serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`); without it nothing is trusted.
+    /// Only trust proxies that set these headers themselves and only forward hosts you serve.
+    pub fn trusted_proxy(mut self, address_or_network: impl Into<String>) -> Self {
+        self.trusted_proxies.push(address_or_network.into());
+        self
+    }
+
     /// Replaces the JSON body of rejections, e.g. with an RFC 9457 problem document. The
     /// status and the challenge headers the RFCs require are kept.
     ///
@@ -358,7 +373,12 @@ impl DpopLayerBuilder {
     }
 
     pub(crate) fn build_config(self) -> Result<DpopConfig, ConfigError> {
-        if self.origins.is_empty() {
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<Vec<crate::proxy::TrustedProxy>, _>>()?;
+        if self.origins.is_empty() && trusted_proxies.is_empty() {
             return Err(ConfigError::new(
                 "no public origin: set the scheme://host[:port] clients use to reach this server",
             ));
@@ -457,6 +477,7 @@ impl DpopLayerBuilder {
             allow_bearer: self.allow_bearer,
             resource_metadata: self.resource_metadata,
             counters: crate::metrics::Counters::default(),
+            trusted_proxies,
             rejection_body: self.rejection_body,
         })
     }

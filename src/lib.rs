@@ -77,6 +77,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod nonce;
 pub mod proof;
+pub mod proxy;
 pub mod replay;
 pub mod testing;
 pub mod thumbprint;

@@ -204,6 +204,17 @@ pub async fn authenticate(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<Authenticated, Error> {
+    authenticate_from(config, method, path, headers, None).await
+}
+
+/// [`authenticate`], with the public origin a trusted proxy reported, if any.
+pub(crate) async fn authenticate_from(
+    config: &DpopConfig,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    forwarded: Option<&crate::htu::PublicOrigin>,
+) -> Result<Authenticated, Error> {
     // Repeated fields are ambiguous whatever else the request holds.
     if headers.get_all(&DPOP).iter().nth(1).is_some() {
         return Err(Error::InvalidRequest("more than one DPoP header"));
@@ -229,7 +240,9 @@ pub async fn authenticate(
     if claims.htm != method.as_str() {
         return Err(Error::InvalidProof("htm does not match the request method"));
     }
-    if !crate::htu::matches_any(&config.origins, &claims.htu, path) {
+    let htu_ok = crate::htu::matches_any(&config.origins, &claims.htu, path)
+        || forwarded.is_some_and(|origin| origin.matches(&claims.htu, path));
+    if !htu_ok {
         return Err(Error::InvalidProof("htu does not match the request URI"));
     }
     let now = config.clock.unix_seconds();

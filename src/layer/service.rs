@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::config::DpopConfig;
 use crate::error::Error;
-use crate::verify::{authenticate, Authenticated};
+use crate::verify::{authenticate_from, Authenticated};
 
 /// The future returned by [`Dpop`].
 pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
@@ -79,7 +79,24 @@ where
                 .get::<axum::extract::OriginalUri>()
                 .map_or_else(|| parts.uri.path(), |o| o.0.path())
                 .to_owned();
-            match authenticate(&config, &parts.method, &path, &parts.headers).await {
+            let forwarded = if config.trusted_proxies.is_empty() {
+                None
+            } else {
+                let peer = parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0);
+                crate::proxy::forwarded_origin(&config.trusted_proxies, peer, &parts.headers)
+            };
+            let outcome = authenticate_from(
+                &config,
+                &parts.method,
+                &path,
+                &parts.headers,
+                forwarded.as_ref(),
+            )
+            .await;
+            match outcome {
                 Ok(Authenticated::Bearer(bearer)) => {
                     tracing::debug!(
                         target: "tower_dpop",
