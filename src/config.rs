@@ -58,6 +58,7 @@ pub struct DpopConfig {
     pub(crate) resource_metadata: Option<String>,
     pub(crate) counters: crate::metrics::Counters,
     pub(crate) trusted_proxies: Vec<crate::proxy::TrustedProxy>,
+    pub(crate) allow_anonymous: bool,
     pub(crate) rejection_body: Option<Arc<RejectionBody>>,
 }
 
@@ -178,6 +179,7 @@ pub struct DpopLayerBuilder {
     resource_metadata: Option<String>,
     rejection_body: Option<Arc<RejectionBody>>,
     trusted_proxies: Vec<String>,
+    allow_anonymous: bool,
 }
 
 impl fmt::Debug for DpopLayerBuilder {
@@ -212,6 +214,7 @@ impl Default for DpopLayerBuilder {
             resource_metadata: None,
             rejection_body: None,
             trusted_proxies: Vec::new(),
+            allow_anonymous: false,
         }
     }
 }
@@ -330,6 +333,15 @@ impl DpopLayerBuilder {
     /// [`ProtectedResourceMetadata`](crate::metadata::ProtectedResourceMetadata).
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
         self.resource_metadata = Some(url.into());
+        self
+    }
+
+    /// Lets requests that carry no credentials at all through to the inner service (default:
+    /// refused with a bare 401 challenge), for routes that serve anonymous and authenticated
+    /// callers: handlers then take `Option<DpopAuth>` or `Option<TokenAuth>`. Requests that do
+    /// carry credentials are still checked, and refused when anything is wrong.
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.allow_anonymous = allow;
         self
     }
 
@@ -478,6 +490,7 @@ impl DpopLayerBuilder {
             resource_metadata: self.resource_metadata,
             counters: crate::metrics::Counters::default(),
             trusted_proxies,
+            allow_anonymous: self.allow_anonymous,
             rejection_body: self.rejection_body,
         })
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::proof::ProofClaims;
 use crate::thumbprint::Thumbprint;
-use crate::verify::{BearerRequest, VerifiedRequest};
+use crate::verify::{Anonymous, BearerRequest, VerifiedRequest};
 
 /// The verified access-token claims (deserialized into `T`), the key thumbprint and the
 /// proof's claims of a request that passed [`DpopLayer`](crate::DpopLayer).
@@ -185,5 +185,49 @@ where
         };
         let claims = T::deserialize(token.claims()).map_err(DpopAuthRejection::InvalidClaims)?;
         Ok(Self { claims, jkt })
+    }
+}
+
+/// `Option<DpopAuth>`: `None` for an anonymous request let through by a layer built with
+/// [`allow_anonymous`](crate::DpopLayerBuilder::allow_anonymous); still a 500 when no layer
+/// covers the route.
+impl<T, S> OptionalFromRequestParts<S> for DpopAuth<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = DpopAuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts.extensions.get::<Anonymous>().is_some() {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
+/// `Option<TokenAuth>`: `None` for an anonymous request (see [`DpopAuth`]'s `Option` form).
+impl<T, S> OptionalFromRequestParts<S> for TokenAuth<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = DpopAuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts.extensions.get::<Anonymous>().is_some() {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
     }
 }

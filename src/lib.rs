@@ -90,5 +90,5 @@ pub use error::Error;
 pub use extract::{DpopAuth, DpopAuthRejection, TokenAuth};
 pub use layer::{Dpop, DpopLayer};
 pub use verify::{
-    authenticate, verify_request, Authenticated, BearerRequest, VerifiedRequest, DPOP,
+    authenticate, verify_request, Anonymous, Authenticated, BearerRequest, VerifiedRequest, DPOP,
 };

@@ -79,6 +79,11 @@ impl BearerRequest {
     }
 }
 
+/// Put in the request extensions when a layer that allows anonymous requests let one through
+/// without credentials; `Option<DpopAuth>` and `Option<TokenAuth>` then give `None`.
+#[derive(Debug, Clone, Copy)]
+pub struct Anonymous;
+
 /// The outcome of [`authenticate`]: a DPoP request, or (when accepted) a Bearer request.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

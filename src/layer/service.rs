@@ -129,6 +129,10 @@ where
                     }
                     Ok(response)
                 }
+                Err(Error::MissingCredentials) if config.allow_anonymous => {
+                    parts.extensions.insert(crate::verify::Anonymous);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
                 Err(error) => {
                     config.counters.rejected(&error);
                     log_rejection(&error, &parts.method, &path);

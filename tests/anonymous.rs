@@ -1,0 +1,80 @@
+//! Routes that serve anonymous and authenticated callers: `allow_anonymous` with
+//! `Option<DpopAuth>`, through a real server on 127.0.0.1.
+
+use axum::routing::get;
+use axum::Router;
+use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
+use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+
+#[tokio::test]
+async fn optional_extractor_with_anonymous_callers() {
+    let issuer = TestIssuer::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let layer = DpopLayer::builder()
+        .public_origin(&origin)
+        .token_validator(
+            JwtValidator::builder()
+                .jwks_json(&issuer.jwks_json())
+                .build()
+                .unwrap(),
+        )
+        .allow_anonymous(true)
+        .build()
+        .unwrap();
+    let greet = |auth: Option<DpopAuth>| async move {
+        match auth {
+            Some(a) => format!("hello {}", a.claims["sub"].as_str().unwrap_or("?")),
+            None => "hello stranger".to_owned(),
+        }
+    };
+    let app = Router::new()
+        .route("/greet", get(greet))
+        .layer(layer)
+        .route("/unlayered", get(greet));
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let url = format!("{origin}/greet");
+
+    let anon = client.get(&url).send().await.unwrap();
+    assert_eq!(anon.status(), 200);
+    assert_eq!(anon.text().await.unwrap(), "hello stranger");
+
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = issuer.token_for(key.jkt(), unix_now() + 600);
+    let signed = client
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", key.proof("GET", &url).access_token(&token).sign())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.text().await.unwrap(), "hello alice");
+
+    // Credentials that are present but wrong are still refused, never treated as anonymous.
+    let bad = client
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", key.proof("POST", &url).access_token(&token).sign())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let no_proof = client
+        .get(&url)
+        .header("authorization", format!("DPoP {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_proof.status(), 401);
+
+    // Without a layer, Option<DpopAuth> is still a server error, not a silent None.
+    let unlayered = client
+        .get(format!("{origin}/unlayered"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlayered.status(), 500);
+    task.abort();
+}
