@@ -34,19 +34,19 @@ impl<S> Dpop<S> {
     }
 }
 
-fn log_rejection(error: &Error, method: &http::Method, path: &str) {
+fn log_rejection(error: &Error, method: &http::Method, path: &str, span: &tracing::Span) {
     let status = error.status().as_u16();
     let code = error.error_code().unwrap_or("none");
     let reason = error.description();
     match error {
         Error::Unavailable(_) => {
-            tracing::warn!(target: "tower_dpop", outcome = "unavailable", status, reason, %method, path, "DPoP request refused");
+            tracing::warn!(target: "tower_dpop", parent: span, outcome = "unavailable", status, reason, %method, path = %path, "DPoP request refused");
         }
         Error::MissingCredentials => {
-            tracing::debug!(target: "tower_dpop", outcome = "rejected", status, error = code, reason, %method, path, "DPoP request rejected");
+            tracing::debug!(target: "tower_dpop", parent: span, outcome = "rejected", status, error = code, reason, %method, path = %path, "DPoP request rejected");
         }
         _ => {
-            tracing::info!(target: "tower_dpop", outcome = "rejected", status, error = code, reason, %method, path, "DPoP request rejected");
+            tracing::info!(target: "tower_dpop", parent: span, outcome = "rejected", status, error = code, reason, %method, path = %path, "DPoP request rejected");
         }
     }
 }
@@ -88,18 +88,35 @@ where
                     .map(|c| c.0);
                 crate::proxy::forwarded_origin(&config.trusted_proxies, peer, &parts.headers)
             };
-            let outcome = authenticate_from(
-                &config,
-                &parts.method,
-                &path,
-                &parts.headers,
-                forwarded.as_ref(),
+            // One span per request, with stable field names: `method`, `path`, `route` (axum's
+            // matched route, when the layer sits inside the router as a `route_layer`).
+            let route = parts
+                .extensions
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| m.as_str().to_owned());
+            let span = tracing::debug_span!(
+                target: "tower_dpop",
+                "dpop",
+                method = %parts.method,
+                path = %path,
+                route = route.as_deref().unwrap_or(""),
+            );
+            let outcome = tracing::Instrument::instrument(
+                authenticate_from(
+                    &config,
+                    &parts.method,
+                    &path,
+                    &parts.headers,
+                    forwarded.as_ref(),
+                ),
+                span.clone(),
             )
             .await;
             match outcome {
                 Ok(Authenticated::Bearer(bearer)) => {
                     tracing::debug!(
                         target: "tower_dpop",
+                        parent: &span,
                         outcome = "accepted",
                         scheme = "bearer",
                         method = %parts.method,
@@ -113,6 +130,7 @@ where
                 Ok(Authenticated::Dpop(verified)) => {
                     tracing::debug!(
                         target: "tower_dpop",
+                        parent: &span,
                         outcome = "accepted",
                         alg = verified.algorithm().as_str(),
                         jkt = %verified.jkt().short(),
@@ -135,7 +153,7 @@ where
                 }
                 Err(error) => {
                     config.counters.rejected(&error);
-                    log_rejection(&error, &parts.method, &path);
+                    log_rejection(&error, &parts.method, &path, &span);
                     let nonce = matches!(error, Error::UseNonce(_))
                         || (error.status() == http::StatusCode::UNAUTHORIZED
                             && config
