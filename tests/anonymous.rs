@@ -78,3 +78,58 @@ async fn optional_extractor_with_anonymous_callers() {
     assert_eq!(unlayered.status(), 500);
     task.abort();
 }
+
+/// Two sub-routers with different layers: each applies its own settings.
+#[tokio::test]
+async fn sub_routers_with_different_settings() {
+    let issuer = TestIssuer::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let layer = |algs: &[Algorithm]| {
+        DpopLayer::builder()
+            .public_origin(&origin)
+            .algorithms(algs.to_vec())
+            .token_validator(
+                JwtValidator::builder()
+                    .jwks_json(&issuer.jwks_json())
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let me = get(|a: DpopAuth| async move { a.jkt.to_string() });
+    let app = Router::new()
+        .nest(
+            "/ec",
+            Router::new()
+                .route("/me", me.clone())
+                .layer(layer(&[Algorithm::ES256])),
+        )
+        .nest(
+            "/ed",
+            Router::new()
+                .route("/me", me)
+                .layer(layer(&[Algorithm::EdDSA])),
+        );
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = issuer.token_for(key.jkt(), unix_now() + 600);
+    let send = |path: &str| {
+        let url = format!("{origin}{path}");
+        client
+            .get(&url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", key.proof("GET", &url).access_token(&token).sign())
+            .send()
+    };
+    assert_eq!(send("/ec/me").await.unwrap().status(), 200);
+    let ed = send("/ed/me").await.unwrap();
+    assert_eq!(ed.status(), 401);
+    assert!(ed.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("algs=\"EdDSA\""));
+    task.abort();
+}
