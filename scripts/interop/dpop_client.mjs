@@ -25,14 +25,15 @@ await new Promise((r) => jwksServer.listen(0, '127.0.0.1', r));
 const jwksUrl = `http://127.0.0.1:${jwksServer.address().port}/jwks`;
 const secret = randomBytes(32).toString('base64url');
 
-function startServer() {
+function startServer(extra = { DPOP_NONCE: 'required', DPOP_NONCE_SECRET: secret }) {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, [], { env: { ...process.env, DPOP_LISTEN: '127.0.0.1:0', DPOP_JWKS_URL: jwksUrl, DPOP_ISSUER: 'https://as.example', DPOP_NONCE: 'required', DPOP_NONCE_SECRET: secret, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(bin, [], { env: { ...process.env, DPOP_LISTEN: '127.0.0.1:0', DPOP_JWKS_URL: jwksUrl, DPOP_ISSUER: 'https://as.example', RUST_LOG: 'warn', ...extra }, stdio: ['ignore', 'pipe', 'inherit'] });
     child.stdout.on('data', (d) => { const m = /listening on (http:\/\/\S+)/.exec(String(d)); if (m) resolve({ child, base: m[1] }); });
     child.on('exit', (c) => reject(new Error(`server exited ${c}`)));
   });
 }
 const [a, b] = [await startServer(), await startServer()];
+const c = await startServer({ DPOP_ALLOW_BEARER: '1' });
 
 async function token(jkt, cnf = true) {
   const now = Math.floor(Date.now() / 1000);
@@ -85,8 +86,30 @@ for (const alg of ['ES256', 'Ed25519', 'PS256', 'RS256']) {
   expect(`${alg} POST /api/echo`, re, 200);
 }
 
+// Bearer and DPoP clients against one server (DPOP_ALLOW_BEARER=1), and the RFC 9728 document.
+{
+  const keys = await DPoP.generateKeyPair('ES256');
+  const jkt = await calculateJwkThumbprint(await exportJWK(keys.publicKey));
+  const bound = await token(jkt);
+  const legacy = await token(jkt, false);
+  const me = await call(c.base, '/api/me', legacy, undefined, 'Bearer');
+  expect('bearer mode: unbound token as Bearer -> 200', me, 200);
+  expect('bearer mode: bound token as Bearer -> 401', await call(c.base, '/api/me', bound, undefined, 'Bearer'), 401, 'invalid_token');
+  expect('bearer mode: bound token with DPoP -> 200', await call(c.base, '/api/me', bound, await DPoP.generateProof(keys, `${c.base}/api/me`, 'GET', undefined, bound)), 200);
+  expect('bearer mode: unbound token under DPoP -> 401', await call(c.base, '/api/me', legacy, await DPoP.generateProof(keys, `${c.base}/api/me`, 'GET', undefined, legacy)), 401, 'invalid_token');
+  for (const [srv, required] of [[a, true], [c, false]]) {
+    const doc = await (await fetch(`${srv.base}/.well-known/oauth-protected-resource`)).json();
+    const challenge = (await fetch(`${srv.base}/api/me`)).headers.get('www-authenticate');
+    const algs = /algs="([^"]*)"/.exec(challenge)[1];
+    checks++;
+    const ok = doc.resource === srv.base && doc.dpop_bound_access_tokens_required === required
+      && doc.dpop_signing_alg_values_supported.join(' ') === algs && doc.authorization_servers[0] === 'https://as.example';
+    if (!ok) failures++;
+    console.log(`${ok ? 'ok  ' : 'FAIL'} metadata (${required ? 'DPoP only' : 'Bearer allowed'}): ${JSON.stringify(doc)}`);
+  }
+}
 } finally {
-  for (const s of [a, b]) s.child.kill('SIGTERM');
+  for (const s of [a, b, c]) s.child.kill('SIGTERM');
   jwksServer.close();
 }
 console.log(`interop: ${checks - failures} passed, ${failures} failed`);
