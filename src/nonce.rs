@@ -333,6 +333,14 @@ mod tests {
     }
 
     #[test]
+    fn accessors_and_debug() {
+        assert_eq!(nonces(vec![secret(1)]).lifetime(), Duration::from_secs(300));
+        assert_eq!(format!("{:?}", NoncePolicy::Off), "Off");
+        assert_eq!(format!("{:?}", NoncePolicy::Required), "Required");
+        assert_eq!(format!("{:?}", NoncePolicy::when(|_, _, _| true)), "When(..)");
+    }
+
+    #[test]
     fn refresh_in_the_last_third() {
         let n = nonces(vec![secret(1)]);
         assert!(!n.should_refresh(T, T + 199));
