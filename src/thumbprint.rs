@@ -138,6 +138,16 @@ mod tests {
     }
 
     #[test]
+    fn display_debug_and_short_forms() {
+        let tp = Thumbprint::from_bytes([0xfb; 32]);
+        let b64 = tp.to_base64url();
+        assert_eq!(b64.len(), 43);
+        assert_eq!(tp.to_string(), b64);
+        assert_eq!(format!("{tp:?}"), format!("Thumbprint({b64})"));
+        assert_eq!(tp.short(), b64[..8]);
+    }
+
+    #[test]
     fn matches_jkt_is_exact() {
         let jwk = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
         let raw: crate::jwk::RawJwk<'_> = serde_json::from_str(jwk).unwrap();
