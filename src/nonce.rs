@@ -337,7 +337,10 @@ mod tests {
         assert_eq!(nonces(vec![secret(1)]).lifetime(), Duration::from_secs(300));
         assert_eq!(format!("{:?}", NoncePolicy::Off), "Off");
         assert_eq!(format!("{:?}", NoncePolicy::Required), "Required");
-        assert_eq!(format!("{:?}", NoncePolicy::when(|_, _, _| true)), "When(..)");
+        assert_eq!(
+            format!("{:?}", NoncePolicy::when(|_, _, _| true)),
+            "When(..)"
+        );
     }
 
     #[test]
