@@ -68,10 +68,9 @@ pub(crate) fn add_nonce<B>(response: &mut Response<B>, config: &DpopConfig) {
     }
 }
 
-/// The response for a rejected request. The error is also put in the response extensions
-/// so outer layers can see why.
-pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Response<B> {
-    let body = match error.error_code() {
+/// The default body: `{"error": ..., "error_description": ...}`.
+fn default_body(error: &Error) -> serde_json::Value {
+    match error.error_code() {
         Some(code) => serde_json::json!({
             "error": code,
             "error_description": error.description(),
@@ -81,12 +80,17 @@ pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Re
             "error_description": error.description(),
         }),
         None => serde_json::json!({ "error": "unauthorized" }),
-    };
+    }
+}
+
+/// The response for a rejected request. The error is also put in the response extensions
+/// so outer layers can see why.
+pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Response<B> {
     let (content_type, body) = match &config.rejection_body {
         Some(make) => make(&error),
         None => (
             HeaderValue::from_static("application/json"),
-            Bytes::from(body.to_string()),
+            Bytes::from(default_body(&error).to_string()),
         ),
     };
     let mut response = Response::new(B::from(body));

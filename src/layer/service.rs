@@ -90,16 +90,15 @@ where
             };
             // One span per request, with stable field names: `method`, `path`, `route` (axum's
             // matched route, when the layer sits inside the router as a `route_layer`).
-            let route = parts
-                .extensions
-                .get::<axum::extract::MatchedPath>()
-                .map(|m| m.as_str().to_owned());
             let span = tracing::debug_span!(
                 target: "tower_dpop",
                 "dpop",
                 method = %parts.method,
                 path = %path,
-                route = route.as_deref().unwrap_or(""),
+                route = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("", |m| m.as_str()),
             );
             let outcome = tracing::Instrument::instrument(
                 authenticate_from(
