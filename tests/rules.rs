@@ -1068,3 +1068,81 @@ async fn rsa_exponent_must_be_odd_and_at_least_three() {
         );
     }
 }
+
+#[tokio::test]
+async fn token_size_is_checked_before_anything_reads_it() {
+    let f = Fixture::with(Algorithm::ES256, |b| b.max_token_size(1024));
+    let huge = "A".repeat(1024 + 17);
+    assert_eq!(
+        f.send(Method::GET, "/api/me", &huge, &f.proof().sign())
+            .await,
+        Err(Error::InvalidToken("access token is too large".into()))
+    );
+    // Within the limit, the token reaches validation (and fails there as a non-JWT).
+    let fits = "A".repeat(1024);
+    let proof = f
+        .client
+        .proof("GET", URL)
+        .access_token(&fits)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.send(Method::GET, "/api/me", &fits, &proof).await,
+        Err(Error::InvalidToken(
+            "access token is not a signed JWT".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn rsa_modulus_must_have_2048_to_4096_bits() {
+    let key = ClientKey::generate(Algorithm::RS256);
+    // 256 bytes, but the top byte 0x01: a 2041-bit modulus (the length check alone passes it).
+    let mut n = vec![0xffu8; 256];
+    n[0] = 0x01;
+    let mut jwk = key.public_jwk().clone();
+    jwk["n"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        &n
+    ));
+    assert_eq!(
+        hostile_key("RS256", jwk).await,
+        proof_err("jwk RSA modulus must be 2048 to 4096 bits")
+    );
+}
+
+#[tokio::test]
+async fn access_token_typ_and_crit_are_checked() {
+    let f = Fixture::new();
+    let b64 = |v: serde_json::Value| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            v.to_string(),
+        )
+    };
+    let claims = json!({"iss": f.issuer.issuer(), "aud": "https://api.example.com", "cnf": {"jkt": f.client.jkt()}, "exp": T0 + 60});
+    let cases = [
+        (
+            json!({"alg": "ES256", "typ": "dpop+jwt"}),
+            "access token typ is not at+jwt",
+        ),
+        (
+            json!({"alg": "ES256", "typ": "at+jwt", "crit": ["exp"]}),
+            "access token has unsupported crit",
+        ),
+    ];
+    for (header, reason) in cases {
+        let token = format!("{}.{}.c2ln", b64(header.clone()), b64(claims.clone()));
+        let proof = f
+            .client
+            .proof("GET", URL)
+            .access_token(&token)
+            .iat(T0)
+            .sign();
+        assert_eq!(
+            f.send(Method::GET, "/api/me", &token, &proof).await,
+            Err(Error::InvalidToken(reason.into())),
+            "{header}"
+        );
+    }
+}
