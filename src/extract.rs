@@ -188,46 +188,32 @@ where
     }
 }
 
-/// `Option<DpopAuth>`: `None` for an anonymous request let through by a layer built with
-/// [`allow_anonymous`](crate::DpopLayerBuilder::allow_anonymous); still a 500 when no layer
-/// covers the route.
-impl<T, S> OptionalFromRequestParts<S> for DpopAuth<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = DpopAuthRejection;
+/// `Option<DpopAuth>` and `Option<TokenAuth>`: `None` for an anonymous request let through by a
+/// layer built with [`allow_anonymous`](crate::DpopLayerBuilder::allow_anonymous); still a 500
+/// when no layer covers the route, and still a rejection for credentials that fail.
+macro_rules! optional_when_anonymous {
+    ($extractor:ident) => {
+        impl<T, S> OptionalFromRequestParts<S> for $extractor<T>
+        where
+            T: DeserializeOwned,
+            S: Send + Sync,
+        {
+            type Rejection = DpopAuthRejection;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        if parts.extensions.get::<Anonymous>().is_some() {
-            return Ok(None);
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Option<Self>, Self::Rejection> {
+                if parts.extensions.get::<Anonymous>().is_some() {
+                    return Ok(None);
+                }
+                <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+                    .await
+                    .map(Some)
+            }
         }
-        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
-            .await
-            .map(Some)
-    }
+    };
 }
 
-/// `Option<TokenAuth>`: `None` for an anonymous request (see [`DpopAuth`]'s `Option` form).
-impl<T, S> OptionalFromRequestParts<S> for TokenAuth<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = DpopAuthRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        if parts.extensions.get::<Anonymous>().is_some() {
-            return Ok(None);
-        }
-        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
-            .await
-            .map(Some)
-    }
-}
+optional_when_anonymous!(DpopAuth);
+optional_when_anonymous!(TokenAuth);
