@@ -1,48 +1,120 @@
-//! The default replay store: in memory, on moka, bounded, never evicting a live entry.
+//! The default replay store: in memory, bounded, never evicting a live entry.
+//!
+//! A replay store is a set with expiry, not a cache: an entry dropped before its proof
+//! expires is a replay let through. So this store does not evict; it refuses when full. It is
+//! a sharded hash set of 128-bit keys, each with its expiry time, swept by time instead
+//! of tracked per entry: about 50 bytes per live entry at a million entries and one short lock
+//! per insert (numbers in `docs/performance.md`). moka, which this crate uses for its key and
+//! token caches, keeps an access-order node, a timer-wheel node and an `Arc`'d key per entry
+//! (about 380 bytes) to decide what to evict, which a replay set must never do.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::notification::RemovalCause;
-use moka::policy::Expiry;
-use moka::sync::Cache;
 
 use super::{ReplayError, ReplayKey, ReplayStore, Seen};
 
-/// Each entry lives exactly as long as its proof can be accepted (the value is that time).
-struct PerEntryTtl;
+/// Number of shards (a power of two): enough that two cores rarely meet on one lock, few
+/// enough that a small store stays small.
+const SHARDS: usize = 32;
 
-impl Expiry<u128, Duration> for PerEntryTtl {
-    fn expire_after_create(&self, _: &u128, ttl: &Duration, _: Instant) -> Option<Duration> {
-        Some(*ttl)
+/// A shard is swept at most this often (ms) when it is about to grow; the whole store at most
+/// this often when it is full. Bounds the sweeping work per insert, whatever the traffic.
+const SWEEP_INTERVAL_MS: u64 = 1000;
+
+/// Hashes a [`Key`] by its first word. The keys are SHA-256 output, so their bits are
+/// already uniform (no one can aim keys at a bucket without a SHA-256 preimage); the multiply
+/// only spreads keys that are not (tests), at the cost of one instruction.
+#[derive(Default, Clone, Copy)]
+struct KeyBits;
+
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `Key` only writes one u64; kept total (FNV-1a) for anything else.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
+    }
+}
+
+impl BuildHasher for KeyBits {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher::default()
+    }
+}
+
+/// The first 128 bits of a [`ReplayKey`]: 16 bytes, plus 8 for the expiry, per entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key(u64, u64);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Key -> expiry, in milliseconds since the store was made.
+    map: HashMap<Key, u64, KeyBits>,
+    /// When this shard was last swept.
+    swept_at: u64,
+}
+
+impl Shard {
+    /// Drops expired entries; returns how many.
+    fn sweep(&mut self, now: u64) -> usize {
+        let before = self.map.len();
+        self.map.retain(|_, expires| *expires > now);
+        self.swept_at = now;
+        // Give memory back after a burst, keeping room to grow again without a rehash storm.
+        if self.map.capacity() > 4096 && self.map.len() < self.map.capacity() / 4 {
+            self.map.shrink_to(self.map.len() * 2);
+        }
+        before - self.map.len()
     }
 }
 
 /// An in-memory replay store for one instance.
 ///
-/// Entries are keyed by the first 128 bits of the [`ReplayKey`] and expire when their proof
-/// can no longer be accepted. The store holds at most `capacity` live entries: when it is full
-/// it first purges expired entries, and if it is still full it refuses ([`ReplayError::Full`],
-/// which the layer answers with 503). It never evicts a live entry, because an evicted entry
-/// is a replay let through.
+/// Entries are keyed by the first 128 bits of the [`ReplayKey`] and live until their proof
+/// can no longer be accepted (rounded up to the next second). The store holds at most
+/// `capacity` entries: when it is full it sweeps expired entries (at most once a second), and
+/// if it is still full it refuses ([`ReplayError::Full`], which the layer answers with 503). It
+/// never drops a live entry, because a dropped entry is a replay let through.
 ///
 /// A fleet of instances needs a shared store (Redis) instead: this one only sees its own
 /// traffic.
-#[derive(Clone)]
 pub struct MemoryReplayStore {
-    cache: Cache<u128, Duration>,
-    live: Arc<AtomicU64>,
+    shards: Box<[Mutex<Shard>]>,
+    /// Entries held, live or expired but not yet swept.
+    held: AtomicU64,
     capacity: u64,
+    epoch: Instant,
+    /// When the whole store was last swept because it was full.
+    full_sweep_at: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryReplayStore")
-            .field("live", &self.live.load(Ordering::Relaxed))
+            .field("len", &self.len())
             .field("capacity", &self.capacity)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,28 +122,22 @@ impl MemoryReplayStore {
     /// Default capacity: one million live proofs.
     pub const DEFAULT_CAPACITY: u64 = 1_000_000;
 
-    /// A store holding at most `capacity` live entries.
+    /// A store holding at most `capacity` entries.
     #[must_use]
     pub fn new(capacity: u64) -> Self {
-        let live = Arc::new(AtomicU64::new(0));
-        let counter = live.clone();
-        let cache = Cache::builder()
-            .expire_after(PerEntryTtl)
-            .eviction_listener(move |_, _, _: RemovalCause| {
-                counter.fetch_sub(1, Ordering::AcqRel);
-            })
-            .build();
         Self {
-            cache,
-            live,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            held: AtomicU64::new(0),
             capacity,
+            epoch: Instant::now(),
+            full_sweep_at: AtomicU64::new(0),
         }
     }
 
-    /// The number of entries currently counted as live (expired entries count until purged).
+    /// The number of entries held (expired entries count until swept).
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.live.load(Ordering::Acquire)
+        self.held.load(Ordering::Acquire)
     }
 
     /// `true` when no entry is held.
@@ -80,44 +146,117 @@ impl MemoryReplayStore {
         self.len() == 0
     }
 
-    /// Reserves room for one entry, purging expired entries once if the store looks full.
-    fn reserve(&self) -> bool {
-        for attempt in 0..2 {
-            if self.live.fetch_add(1, Ordering::AcqRel) < self.capacity {
-                return true;
-            }
-            self.live.fetch_sub(1, Ordering::AcqRel);
-            if attempt == 0 {
-                self.cache.run_pending_tasks();
-            }
+    /// Milliseconds since the store was made.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn shard(&self, key: &Key) -> &Mutex<Shard> {
+        // The high bits of the second word pick the shard; the map hashes the first word.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (key.1 >> 58) as usize % SHARDS;
+        // `i < SHARDS == self.shards.len()`.
+        #[allow(clippy::indexing_slicing)]
+        &self.shards[i]
+    }
+
+    /// Counts one more entry, unless the store is full.
+    fn try_reserve(&self) -> bool {
+        if self.held.fetch_add(1, Ordering::AcqRel) < self.capacity {
+            return true;
         }
+        self.held.fetch_sub(1, Ordering::AcqRel);
         false
     }
 
+    /// Sweeps every shard, unless that was done less than a second ago; `true` if it swept.
+    /// Called without any shard lock held.
+    fn sweep_all(&self, now: u64) -> bool {
+        let last = self.full_sweep_at.load(Ordering::Acquire);
+        if last != 0 && now < last.saturating_add(SWEEP_INTERVAL_MS) {
+            return false;
+        }
+        if self
+            .full_sweep_at
+            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        for shard in &*self.shards {
+            let removed = lock(shard).sweep(now);
+            self.held.fetch_sub(removed as u64, Ordering::AcqRel);
+        }
+        true
+    }
+
     /// The synchronous form of [`ReplayStore::check_and_insert`].
+    ///
+    /// # Errors
+    /// [`ReplayError::Full`] when the store holds `capacity` live entries.
     pub fn check_and_insert_sync(
         &self,
         key: ReplayKey,
         ttl: Duration,
     ) -> Result<Seen, ReplayError> {
-        let short = key
-            .as_bytes()
-            .first_chunk::<16>()
-            .map_or(0, |b| u128::from_le_bytes(*b));
-        if self.cache.contains_key(&short) {
-            return Ok(Seen::Replay);
+        let bytes = key.as_bytes();
+        let word = |i: usize| {
+            bytes
+                .get(i * 8..i * 8 + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let key = Key(word(0), word(1));
+        let now = self.now();
+        // Rounded up, plus the millisecond `now` was rounded down by: an entry may outlive
+        // its proof by a millisecond or two, never the reverse.
+        let ttl_ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        let expires = now.saturating_add(ttl_ms).saturating_add(1);
+
+        let mut shard = lock(self.shard(&key));
+        if let Some(at) = shard.map.get_mut(&key) {
+            if *at > now {
+                return Ok(Seen::Replay);
+            }
+            // Expired and not yet swept: the slot is reused, the count is unchanged.
+            *at = expires;
+            return Ok(Seen::First);
         }
-        if !self.reserve() {
-            return Err(ReplayError::Full);
+        // About to grow: sweep first (at most once a second per shard), so the table grows
+        // with live entries, not with dead ones.
+        if shard.map.len() == shard.map.capacity()
+            && now >= shard.swept_at.saturating_add(SWEEP_INTERVAL_MS)
+        {
+            let removed = shard.sweep(now);
+            self.held.fetch_sub(removed as u64, Ordering::AcqRel);
         }
-        let entry = self.cache.entry(short).or_insert_with(|| ttl);
-        if entry.is_fresh() {
-            Ok(Seen::First)
-        } else {
-            self.live.fetch_sub(1, Ordering::AcqRel);
-            Ok(Seen::Replay)
+        if !self.try_reserve() {
+            // Full: sweep the whole store (which takes every shard lock, so not this one).
+            drop(shard);
+            if !(self.sweep_all(now) && self.try_reserve()) {
+                return Err(ReplayError::Full);
+            }
+            shard = lock(self.shard(&key));
+        }
+        match shard.map.insert(key, expires) {
+            None => Ok(Seen::First),
+            Some(previous) => {
+                // The key came back while the lock was released: it was already counted.
+                self.held.fetch_sub(1, Ordering::AcqRel);
+                if previous > now {
+                    shard.map.insert(key, previous);
+                    Ok(Seen::Replay)
+                } else {
+                    Ok(Seen::First)
+                }
+            }
         }
     }
+}
+
+/// A poisoned shard is still a consistent map (no operation on it can panic halfway).
+fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
+    shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Default for MemoryReplayStore {
@@ -132,11 +271,11 @@ impl ReplayStore for MemoryReplayStore {
         self.check_and_insert_sync(key, ttl)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::replay::suite;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn suite_first_then_replay() {
@@ -192,11 +331,107 @@ mod tests {
             store.check_and_insert_sync(ReplayKey([3; 32]), short),
             Err(ReplayError::Full)
         );
-        // moka's timer wheel purges expired entries in ~1 s buckets.
+        // A full store sweeps itself at most once a second.
         std::thread::sleep(Duration::from_millis(2500));
         assert_eq!(
             store.check_and_insert_sync(ReplayKey([3; 32]), short),
             Ok(Seen::First)
         );
+    }
+
+    #[test]
+    fn an_expired_entry_is_reused_and_counted_once() {
+        let store = MemoryReplayStore::new(10);
+        let key = ReplayKey([5; 32]);
+        let short = Duration::from_millis(20);
+        assert_eq!(store.check_and_insert_sync(key, short), Ok(Seen::First));
+        assert_eq!(store.check_and_insert_sync(key, short), Ok(Seen::Replay));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(store.check_and_insert_sync(key, short), Ok(Seen::First));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn entry_lives_at_least_its_ttl() {
+        let store = MemoryReplayStore::new(10);
+        let key = ReplayKey([6; 32]);
+        let ttl = Duration::from_millis(300);
+        let start = Instant::now();
+        assert_eq!(store.check_and_insert_sync(key, ttl), Ok(Seen::First));
+        // Poll until it is accepted again: that must not happen before `ttl`.
+        loop {
+            let seen = store.check_and_insert_sync(key, ttl);
+            if seen == Ok(Seen::First) {
+                assert!(
+                    start.elapsed() >= ttl,
+                    "expired after {:?}",
+                    start.elapsed()
+                );
+                break;
+            }
+            assert_eq!(seen, Ok(Seen::Replay));
+            assert!(start.elapsed() < Duration::from_secs(5), "never expired");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_growing_shard_sweeps_its_expired_entries_first() {
+        let store = MemoryReplayStore::new(1_000_000);
+        let key = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            // All in one shard (the shard comes from the top bits of the second word).
+            ReplayKey(b)
+        };
+        let n = 20_000;
+        for i in 0..n {
+            assert_eq!(
+                store.check_and_insert_sync(key(i), Duration::from_millis(10)),
+                Ok(Seen::First)
+            );
+        }
+        assert_eq!(
+            store.len(),
+            u64::from(n),
+            "after {:?}",
+            store.epoch.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        for i in n..2 * n {
+            assert_eq!(
+                store.check_and_insert_sync(key(i), Duration::from_secs(60)),
+                Ok(Seen::First)
+            );
+        }
+        // The first batch was swept when the shard was about to grow: what is held is at most
+        // the second batch plus what was inserted before the sweep.
+        assert!(store.len() < u64::from(2 * n), "len {}", store.len());
+        // Live entries survived the sweep.
+        for i in n..2 * n {
+            assert_eq!(
+                store.check_and_insert_sync(key(i), Duration::from_secs(60)),
+                Ok(Seen::Replay)
+            );
+        }
+    }
+
+    #[test]
+    fn keys_spread_over_all_shards() {
+        let store = MemoryReplayStore::new(100_000);
+        for i in 0..10_000u32 {
+            let k = ReplayKey::new(
+                &crate::thumbprint::Thumbprint::from_bytes([1; 32]),
+                &i.to_string(),
+            );
+            assert_eq!(
+                store.check_and_insert_sync(k, Duration::from_secs(60)),
+                Ok(Seen::First)
+            );
+        }
+        for shard in &*store.shards {
+            let len = lock(shard).map.len();
+            assert!((200..=450).contains(&len), "unbalanced shard: {len}");
+        }
     }
 }
