@@ -212,10 +212,7 @@ impl<'a> PublicJwk<'a> {
 /// without decoding it.
 fn check_b64(s: &str, min: usize, max: usize) -> Result<(), JwkError> {
     const MALFORMED: JwkError = "jwk member is not base64url of the right length";
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !crate::charset::is_base64url(s.as_bytes()) {
         return Err(MALFORMED);
     }
     let len = s.len();

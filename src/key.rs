@@ -3,9 +3,8 @@
 //! Keys are imported straight into OpenSSL (EC, RSA, Ed448) and ed25519-dalek (Ed25519) from
 //! the JWK members, skipping the DER round trip of josekit's `verifier_from_jwk`, which costs
 //! more than the signature check itself (see `docs/performance.md`). A client signs every
-//! request with the same key, so verifiers are also cached by `(thumbprint, alg)`: the
-//! thumbprint is a SHA-256 over the key's public members, so an entry can only ever verify with
-//! that very key.
+//! request with the same key, so verifiers are also cached, by the exact text of the proof's
+//! `jwk` and the `alg`, with the key's thumbprint: identical text is the identical key.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -39,8 +38,8 @@ pub(crate) enum VerifyingKey {
         md: MessageDigest,
         pss: bool,
     },
-    /// Ed25519, through ed25519-dalek with strict verification (no small-order keys, canonical
-    /// signatures only).
+    /// Ed25519, through ed25519-dalek with the checks of its `verify_strict` (no small-order
+    /// keys or `R`, canonical signatures only), at the cost of its plain `verify`.
     Ed25519(ed25519_dalek::VerifyingKey),
     /// Ed448, through OpenSSL.
     Ed448(PKey<Public>),
@@ -175,7 +174,6 @@ impl VerifyingKey {
                     if *pss {
                         v.set_rsa_padding(Padding::PKCS1_PSS)?;
                         v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
-                        v.set_rsa_mgf1_md(*md)?;
                     }
                     v.verify_oneshot(signature, message)
                 };
@@ -185,13 +183,28 @@ impl VerifyingKey {
                 let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
                     return false;
                 };
-                key.verify_strict(message, &sig).is_ok()
+                // What `verify_strict` checks, for less: the key is not small-order (checked
+                // once, at import); `R` is not small-order (compared with the eight encodings,
+                // where `verify_strict` decompresses it, a field exponentiation); `s` is
+                // canonical (`verify` checks it too); and `R` is canonical, because `verify`
+                // compares `R`'s bytes with the canonical encoding of the recomputed point.
+                !is_small_order_encoding(sig.r_bytes())
+                    && ed25519_dalek::Verifier::verify(key, message, &sig).is_ok()
             }
             Self::Ed448(key) => Verifier::new_without_digest(key)
                 .and_then(|mut v| v.verify_oneshot(signature, message))
                 .unwrap_or(false),
         }
     }
+}
+
+/// `true` when `r` is the canonical encoding of one of the eight points of small order (the
+/// only encodings of them a signature check comparing canonical bytes can ever match).
+fn is_small_order_encoding(r: &[u8; 32]) -> bool {
+    static SMALL_ORDER: OnceLock<[[u8; 32]; 8]> = OnceLock::new();
+    SMALL_ORDER
+        .get_or_init(|| curve25519_dalek::constants::EIGHT_TORSION.map(|p| p.compress().to_bytes()))
+        .contains(r)
 }
 
 /// Bounds on an RSA key beyond what the JWK parser checked: exact modulus size and a small,
@@ -215,10 +228,25 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Verifiers cached by `(thumbprint, alg)`, bounded in size; a key unused for a while leaves.
+/// A key the layer has verified a proof with: its verifier, for one algorithm, and its
+/// thumbprint.
+#[derive(Debug)]
+pub(crate) struct KnownKey {
+    pub(crate) alg: Algorithm,
+    pub(crate) thumbprint: Thumbprint,
+    pub(crate) key: VerifyingKey,
+}
+
+/// Verifiers cached by the exact JSON text of the proof's `jwk`, bounded in size; a key unused
+/// for a while leaves.
+///
+/// Keyed by the text rather than the thumbprint so that a returning client's key is neither
+/// parsed, checked nor hashed again: identical text is the identical key, already checked. A
+/// key enters only after a proof signed with it verified, so a token thief cannot fill the
+/// cache with textual variants (extra members, whitespace) of the victim's key.
 #[derive(Clone)]
 pub(crate) struct KeyCache {
-    cache: Option<Cache<(Thumbprint, Algorithm), Arc<VerifyingKey>>>,
+    cache: Option<Cache<Arc<str>, Arc<KnownKey>>>,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -241,21 +269,130 @@ impl KeyCache {
         Self { cache }
     }
 
-    /// The verifier for this key, imported on first use.
-    pub(crate) fn get_or_import(
-        &self,
-        thumbprint: Thumbprint,
-        alg: Algorithm,
-        jwk: &PublicJwk<'_>,
-    ) -> Result<Arc<VerifyingKey>, &'static str> {
-        let Some(cache) = &self.cache else {
-            return VerifyingKey::import(alg, jwk).map(Arc::new);
-        };
-        if let Some(key) = cache.get(&(thumbprint, alg)) {
-            return Ok(key);
+    /// The known key with this `jwk` text, if it was used with `alg`.
+    pub(crate) fn get(&self, jwk: &str, alg: Algorithm) -> Option<Arc<KnownKey>> {
+        self.cache.as_ref()?.get(jwk).filter(|k| k.alg == alg)
+    }
+
+    /// Remembers a key after a proof signed with it verified.
+    pub(crate) fn insert(&self, jwk: &str, key: Arc<KnownKey>) {
+        if let Some(cache) = &self.cache {
+            cache.insert(Arc::from(jwk), key);
         }
-        let key = Arc::new(VerifyingKey::import(alg, jwk)?);
-        cache.insert((thumbprint, alg), key.clone());
-        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::Scalar;
+    use ed25519_dalek::{Signer as _, SigningKey};
+    use sha2::Sha512;
+
+    fn ed25519(signing: &SigningKey) -> VerifyingKey {
+        VerifyingKey::Ed25519(signing.verifying_key())
+    }
+
+    #[test]
+    fn the_small_order_encodings_are_the_eight_weak_points() {
+        let mut seen = Vec::new();
+        for p in curve25519_dalek::constants::EIGHT_TORSION {
+            let bytes = p.compress().to_bytes();
+            assert!(is_small_order_encoding(&bytes));
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).unwrap();
+            assert!(key.is_weak(), "{bytes:02x?}");
+            seen.push(bytes);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 8);
+        let ordinary = SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
+        assert!(!is_small_order_encoding(&ordinary));
+    }
+
+    #[test]
+    fn ed25519_accepts_valid_and_rejects_altered_signatures() {
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let key = ed25519(&signing);
+        let sig = signing.sign(b"message").to_bytes();
+        assert!(key.verify(b"message", &sig));
+        assert!(!key.verify(b"messagf", &sig));
+        let mut bad = sig;
+        bad[40] ^= 1;
+        assert!(!key.verify(b"message", &bad));
+        assert!(!key.verify(b"message", &sig[..63]));
+    }
+
+    #[test]
+    fn ed25519_rejects_a_non_canonical_s() {
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let key = ed25519(&signing);
+        let sig = signing.sign(b"message").to_bytes();
+        // s + L: the same scalar, a second encoding (the malleability strict checks forbid).
+        let s = Scalar::from_canonical_bytes(sig[32..].try_into().unwrap()).unwrap();
+        let mut s_plus_l = [0u8; 32];
+        // L = 2^252 + 27742317777372353535851937790883648493, little endian.
+        let l_bytes: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(s.as_bytes()[i]) + u16::from(l_bytes[i]) + carry;
+            s_plus_l[i] = v as u8;
+            carry = v >> 8;
+        }
+        assert_eq!(carry, 0);
+        let mut malleated = sig;
+        malleated[32..].copy_from_slice(&s_plus_l);
+        assert!(!key.verify(b"message", &malleated));
+    }
+
+    #[test]
+    fn ed25519_rejects_a_small_order_r_that_plain_verify_accepts() {
+        // The key holder can sign with R = identity: s = k·a, so [s]B - [k]A = identity.
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let public = signing.verifying_key();
+        let message = b"message";
+        let r = curve25519_dalek::EdwardsPoint::default()
+            .compress()
+            .to_bytes();
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(public.as_bytes());
+        h.update(message);
+        let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+        let s = k * signing.to_scalar();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        let parsed = ed25519_dalek::Signature::from_bytes(&sig);
+        // Cofactorless plain verification accepts it; the strict check and ours refuse it.
+        assert!(ed25519_dalek::Verifier::verify(&public, message, &parsed).is_ok());
+        assert!(public.verify_strict(message, &parsed).is_err());
+        assert!(!ed25519(&signing).verify(message, &sig));
+    }
+
+    #[test]
+    fn the_cache_answers_only_for_the_same_text_and_alg() {
+        let signing = SigningKey::from_bytes(&[3; 32]);
+        let known = || {
+            Arc::new(KnownKey {
+                alg: Algorithm::EdDSA,
+                thumbprint: Thumbprint::from_bytes([1; 32]),
+                key: ed25519(&signing),
+            })
+        };
+        let text = r#"{"kty":"OKP","crv":"Ed25519","x":"abc"}"#;
+        let cache = KeyCache::new(10);
+        assert!(cache.get(text, Algorithm::EdDSA).is_none());
+        cache.insert(text, known());
+        assert!(cache.get(text, Algorithm::EdDSA).is_some());
+        assert!(cache.get(text, Algorithm::Ed25519).is_none());
+        assert!(cache.get(&format!("{text} "), Algorithm::EdDSA).is_none());
+
+        let off = KeyCache::new(0);
+        off.insert(text, known());
+        assert!(off.get(text, Algorithm::EdDSA).is_none());
     }
 }

@@ -65,6 +65,7 @@
 pub mod algorithm;
 #[doc(hidden)]
 pub mod bench_support;
+mod charset;
 pub mod clock;
 pub mod config;
 mod error;

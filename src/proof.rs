@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::algorithm::Algorithm;
 use crate::jwk::{PublicJwk, RawJwk};
@@ -86,8 +87,10 @@ struct RawHeader<'a> {
     typ: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     alg: Option<Cow<'a, str>>,
+    /// Kept as raw JSON text: the key cache is keyed by it, so a returning key is neither
+    /// parsed nor hashed into a thumbprint again (see [`parse_jwk`] for the first time).
     #[serde(borrow, default)]
-    jwk: Option<RawJwk<'a>>,
+    jwk: Option<&'a RawValue>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
 }
@@ -96,7 +99,19 @@ struct RawHeader<'a> {
 #[derive(Debug)]
 pub(crate) struct ProofHeader<'a> {
     pub(crate) alg: Algorithm,
-    pub(crate) jwk: PublicJwk<'a>,
+    /// The `jwk` member as JSON text, exactly as sent (checked by [`parse_jwk`]).
+    pub(crate) jwk: &'a str,
+}
+
+/// Parses and checks a proof's `jwk` (public only, well formed, consistent with `alg`).
+pub(crate) fn parse_jwk(jwk: &str, alg: Algorithm) -> Result<PublicJwk<'_>, ProofError> {
+    let raw: RawJwk<'_> = serde_json::from_str(jwk)
+        .map_err(|_| "proof jwk is not a JSON object of the expected form")?;
+    let jwk = PublicJwk::from_raw(raw)?;
+    if !jwk.fits(alg) {
+        return Err("proof alg does not match the jwk key type or curve");
+    }
+    Ok(jwk)
 }
 
 #[derive(Deserialize)]
@@ -141,7 +156,7 @@ impl Claims<'_> {
 
 impl DecodedProof<'_> {
     /// Parses and checks the JOSE header: `typ`, `alg` (allow-listed, never `none` or MAC),
-    /// `jwk` (public only, consistent with `alg`), no `crit`.
+    /// a `jwk` member (checked by [`parse_jwk`] unless the key cache knows it), no `crit`.
     pub(crate) fn header(&self, allowed: &[Algorithm]) -> Result<ProofHeader<'_>, ProofError> {
         let raw: RawHeader<'_> = serde_json::from_slice(&self.header_json)
             .map_err(|_| "proof header is not a JSON object of the expected form")?;
@@ -157,10 +172,7 @@ impl DecodedProof<'_> {
         if raw.crit.is_some() {
             return Err("proof header has crit, and no extension is understood");
         }
-        let jwk = PublicJwk::from_raw(raw.jwk.ok_or("proof header has no jwk")?)?;
-        if !jwk.fits(alg) {
-            return Err("proof alg does not match the jwk key type or curve");
-        }
+        let jwk = raw.jwk.ok_or("proof header has no jwk")?.get();
         Ok(ProofHeader { alg, jwk })
     }
 
@@ -210,7 +222,11 @@ mod tests {
 
     fn header_err(header: &str) -> ProofError {
         let p = proof(header, CLAIMS);
-        decode(&p).unwrap().header(&Algorithm::DEFAULT).unwrap_err()
+        let d = decode(&p).unwrap();
+        match d.header(&Algorithm::DEFAULT) {
+            Err(e) => e,
+            Ok(h) => parse_jwk(h.jwk, h.alg).unwrap_err(),
+        }
     }
 
     fn claims_err(claims: &str) -> ProofError {
@@ -291,6 +307,21 @@ mod tests {
             (
                 "[1,2]".to_owned(),
                 "proof header is not a JSON object of the expected form",
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{JWK},"jwk":{JWK}}}"#),
+                "proof header is not a JSON object of the expected form",
+            ),
+            (
+                r#"{"typ":"dpop+jwt","alg":"ES256","jwk":"EC"}"#.to_owned(),
+                "proof jwk is not a JSON object of the expected form",
+            ),
+            (
+                format!(
+                    r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{}}}"#,
+                    JWK.replacen(r#""kty":"EC","#, r#""kty":"EC","kty":"EC","#, 1)
+                ),
+                "proof jwk is not a JSON object of the expected form",
             ),
         ];
         for (header, expected) in cases {

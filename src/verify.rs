@@ -16,8 +16,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::algorithm::Algorithm;
+use crate::charset::is_token68;
 use crate::config::DpopConfig;
 use crate::error::{sanitize_description, Error};
+use crate::key::{KnownKey, VerifyingKey};
 use crate::proof::{self, ProofClaims};
 use crate::replay::{ReplayError, ReplayKey, Seen};
 use crate::thumbprint::{thumbprint, Thumbprint};
@@ -94,13 +96,11 @@ pub enum Authenticated {
     Bearer(BearerRequest),
 }
 
-/// `token68` (RFC 9110 section 11.2): `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_token68(s: &str) -> bool {
-    let body = s.trim_end_matches('=');
-    !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+/// The proof's key: seen before (from the cache, with its thumbprint) or new (parsed and
+/// checked, imported only if the proof is bound to the token).
+enum ProofKey<'a> {
+    Known(Arc<KnownKey>),
+    New(crate::jwk::PublicJwk<'a>),
 }
 
 /// The scheme of the `Authorization` header.
@@ -129,25 +129,32 @@ fn credentials(
     if value.len() > max_len + 16 {
         return Err(Error::InvalidToken("access token is too large".into()));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| Error::InvalidRequest("Authorization header is not visible ASCII"))?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    let scheme = if scheme.eq_ignore_ascii_case("DPoP") {
+    let value = value.as_bytes();
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (value.get(..i), value.get(i + 1..)),
+        None => (Some(value), None),
+    };
+    let (scheme, rest) = (scheme.unwrap_or_default(), rest.unwrap_or_default());
+    let scheme = if scheme.eq_ignore_ascii_case(b"DPoP") {
         Scheme::Dpop
-    } else if bearer && scheme.eq_ignore_ascii_case("Bearer") {
+    } else if bearer && scheme.eq_ignore_ascii_case(b"Bearer") {
         Scheme::Bearer
     } else {
         return Ok(None);
     };
-    let token = rest.trim_start_matches(' ');
-    if !is_token68(token) {
-        return Err(Error::InvalidRequest(match scheme {
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    // token68 is ASCII, so a token that passes is valid UTF-8.
+    match rest
+        .get(start..)
+        .filter(|t| is_token68(t))
+        .map(std::str::from_utf8)
+    {
+        Some(Ok(token)) => Ok(Some((scheme, token))),
+        _ => Err(Error::InvalidRequest(match scheme {
             Scheme::Dpop => "Authorization DPoP credentials are not a token68 value",
             Scheme::Bearer => "Authorization Bearer credentials are not a token68 value",
-        }));
+        })),
     }
-    Ok(Some((scheme, token)))
 }
 
 /// The single `DPoP` header, size-checked before anything else is done with it.
@@ -162,12 +169,11 @@ fn dpop_proof(headers: &HeaderMap, max_len: usize) -> Result<&str, Error> {
     if value.len() > max_len {
         return Err(Error::InvalidProof("DPoP proof is too large"));
     }
-    let value = value
-        .to_str()
-        .ok()
+    // token68 is ASCII, so a value that passes is valid UTF-8.
+    Some(value.as_bytes())
         .filter(|v| is_token68(v))
-        .ok_or(Error::InvalidRequest("DPoP header is not a token68 value"))?;
-    Ok(value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .ok_or(Error::InvalidRequest("DPoP header is not a token68 value"))
 }
 
 fn token_error(e: TokenError) -> Error {
@@ -235,11 +241,18 @@ pub(crate) async fn authenticate_from(
     }
     let raw_proof = dpop_proof(headers, config.max_proof_len)?;
 
-    // The proof's form and claims: pure and cheap.
+    // The proof's form and claims: pure and cheap. A key seen before (same `jwk` text, same
+    // `alg`) comes from the cache, already checked, with its thumbprint.
     let decoded = proof::decode(raw_proof).map_err(Error::InvalidProof)?;
     let header = decoded
         .header(&config.algorithms)
         .map_err(Error::InvalidProof)?;
+    let proof_key = match config.keys.get(header.jwk, header.alg) {
+        Some(known) => ProofKey::Known(known),
+        None => {
+            ProofKey::New(proof::parse_jwk(header.jwk, header.alg).map_err(Error::InvalidProof)?)
+        }
+    };
     let claims = decoded.claims().map_err(Error::InvalidProof)?;
     if claims.htm != method.as_str() {
         return Err(Error::InvalidProof("htm does not match the request method"));
@@ -274,18 +287,36 @@ pub(crate) async fn authenticate_from(
             "access token is not DPoP-bound (no cnf.jkt)".into(),
         ));
     };
-    let tp = thumbprint(&header.jwk);
+    let tp = match &proof_key {
+        ProofKey::Known(known) => known.thumbprint,
+        ProofKey::New(jwk) => thumbprint(jwk),
+    };
     if !tp.matches_jkt(jkt) {
         return Err(Error::InvalidToken("Invalid DPoP key binding".into()));
     }
 
-    // The signature: the one expensive step.
-    let key = config
-        .keys
-        .get_or_import(tp, header.alg, &header.jwk)
-        .map_err(Error::InvalidProof)?;
-    if !key.verify(decoded.signing_input.as_bytes(), &decoded.signature) {
+    // The signature: the one expensive step. A new key is imported only for a proof that is
+    // bound to the token, and remembered only once its signature verified.
+    let (key, is_new) = match proof_key {
+        ProofKey::Known(known) => (known, false),
+        ProofKey::New(jwk) => {
+            let key = VerifyingKey::import(header.alg, &jwk).map_err(Error::InvalidProof)?;
+            let known = KnownKey {
+                alg: header.alg,
+                thumbprint: tp,
+                key,
+            };
+            (Arc::new(known), true)
+        }
+    };
+    if !key
+        .key
+        .verify(decoded.signing_input.as_bytes(), &decoded.signature)
+    {
         return Err(Error::InvalidProof("proof signature is invalid"));
+    }
+    if is_new {
+        config.keys.insert(header.jwk, key);
     }
 
     // The server nonce, when the policy asks for one: reported only for signed proofs.
@@ -394,20 +425,67 @@ async fn bearer(config: &DpopConfig, token: &str) -> Result<BearerRequest, Error
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::testing::{ClientKey, TestIssuer};
+    use crate::token::jwt::JwtValidator;
+    use crate::DpopLayer;
+    use http::HeaderValue;
 
-    #[test]
-    fn token68_syntax() {
-        for ok in [
-            "abc",
-            "a.b.c",
-            "a-b_c~d+e/f",
-            "abc==",
-            "Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU",
-        ] {
-            assert!(is_token68(ok), "{ok}");
-        }
-        for bad in ["", "=", "a b", "a=b", "a,b", "a\"", "é"] {
-            assert!(!is_token68(bad), "{bad}");
-        }
+    const T0: u64 = 1_800_000_000;
+    const URL: &str = "https://api.example.com/r";
+
+    fn request(token: &str, proof: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("DPoP {token}")).unwrap(),
+        );
+        h.insert(&DPOP, HeaderValue::from_str(proof).unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn a_key_is_remembered_only_once_a_proof_signed_with_it_verified() {
+        let issuer = TestIssuer::new();
+        let client = ClientKey::generate(Algorithm::ES256);
+        let token = issuer.token_for(client.jkt(), T0 + 3600);
+        let layer = DpopLayer::builder()
+            .public_origin("https://api.example.com")
+            .token_validator(
+                JwtValidator::builder()
+                    .jwks_json(&issuer.jwks_json())
+                    .build()
+                    .unwrap(),
+            )
+            .clock(ManualClock::at_unix(T0))
+            .build()
+            .unwrap();
+        let config = layer.config();
+        let jwk = serde_json::to_string(client.public_jwk()).unwrap();
+
+        // Bound to the token, but the signature is another message's.
+        let good = client.proof("GET", URL).access_token(&token).iat(T0).sign();
+        let other = client.proof("GET", URL).access_token(&token).iat(T0).sign();
+        let (input, _) = good.rsplit_once('.').unwrap();
+        let (_, signature) = other.rsplit_once('.').unwrap();
+        let forged = format!("{input}.{signature}");
+        let r = verify_request(config, &Method::GET, "/r", &request(&token, &forged)).await;
+        assert_eq!(
+            r.unwrap_err(),
+            Error::InvalidProof("proof signature is invalid")
+        );
+        assert!(config.keys.get(&jwk, Algorithm::ES256).is_none());
+
+        let r = verify_request(config, &Method::GET, "/r", &request(&token, &good)).await;
+        assert!(r.is_ok(), "{r:?}");
+        let known = config.keys.get(&jwk, Algorithm::ES256).expect("remembered");
+        assert_eq!(known.thumbprint.to_base64url(), client.jkt());
+
+        // The cached key still checks every signature.
+        let r = verify_request(config, &Method::GET, "/r", &request(&token, &forged)).await;
+        assert_eq!(
+            r.unwrap_err(),
+            Error::InvalidProof("proof signature is invalid")
+        );
     }
 }

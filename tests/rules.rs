@@ -357,6 +357,32 @@ async fn jwk_must_be_public() {
     );
 }
 
+/// Keys are cached by the exact text of `jwk`: once a key is known, every other text of it is
+/// checked from scratch, and the known text is only reused with the `alg` it was verified with.
+#[tokio::test]
+async fn a_cached_key_does_not_skip_the_jwk_checks() {
+    let f = Fixture::new();
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+    let mut private = f.client.public_jwk().clone();
+    private["d"] = json!("AAAA");
+    assert_eq!(
+        f.get(&f.proof().header("jwk", private).sign()).await,
+        proof_err("jwk contains private or symmetric key material")
+    );
+    assert_eq!(
+        f.get(&f.proof().header("alg", json!("ES384")).sign()).await,
+        proof_err("proof alg does not match the jwk key type or curve")
+    );
+    // Another text of the same key (an extra member): same thumbprint, so still bound.
+    let mut with_kid = f.client.public_jwk().clone();
+    with_kid["kid"] = json!("k1");
+    assert_eq!(
+        f.get(&f.proof().header("jwk", with_kid).sign()).await,
+        Ok(())
+    );
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+}
+
 #[tokio::test]
 async fn signature_must_verify_with_the_jwk() {
     let f = Fixture::new();
