@@ -182,5 +182,42 @@ mod tests {
         assert_eq!(sanitize_description("a\"b\\c\nd"), "abcd");
         assert_eq!(sanitize_description("\u{7f}é"), "invalid");
         assert_eq!(sanitize_description(&"x".repeat(500)).len(), 200);
+        // Inputs made only of the characters the fast path must refuse.
+        assert_eq!(sanitize_description("\"\""), "invalid");
+        assert_eq!(sanitize_description("\\\\"), "invalid");
+        assert!(matches!(sanitize_description("ok"), Cow::Borrowed("ok")));
+    }
+
+    #[test]
+    fn kind_predicates() {
+        let all = [
+            Error::MissingCredentials,
+            Error::InvalidRequest("x"),
+            Error::InvalidProof("x"),
+            Error::InvalidToken("x".into()),
+            Error::InvalidBearerToken("x".into()),
+            Error::UseNonce("x"),
+            Error::Unavailable("x".into()),
+        ];
+        let proof: Vec<bool> = all.iter().map(Error::is_invalid_proof).collect();
+        let token: Vec<bool> = all.iter().map(Error::is_invalid_token).collect();
+        assert_eq!(proof, [false, false, true, false, false, false, false]);
+        assert_eq!(token, [false, false, false, true, true, false, false]);
+    }
+
+    #[test]
+    fn display_is_code_then_description() {
+        assert_eq!(
+            Error::InvalidProof("proof iat is too old").to_string(),
+            "invalid_dpop_proof: proof iat is too old"
+        );
+        assert_eq!(
+            Error::MissingCredentials.to_string(),
+            "no DPoP credentials in the request"
+        );
+        assert_eq!(
+            Error::Unavailable("replay store is unavailable".into()).to_string(),
+            "replay store is unavailable"
+        );
     }
 }
