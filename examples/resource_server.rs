@@ -46,7 +46,7 @@ use axum::http::{header::CONTENT_TYPE, HeaderMap};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
@@ -262,13 +262,29 @@ async fn health() -> &'static str {
     "ok"
 }
 
-async fn me(auth: TokenAuth) -> Json<Value> {
-    let claim = |name: &str| auth.claims.get(name).cloned().unwrap_or(Value::Null);
-    Json(json!({
-        "sub": claim("sub"),
-        "jkt": auth.jkt.map(|jkt| jkt.to_string()),
-        "client_id": claim("client_id"),
-    }))
+/// The claims `/api/me` reports: only these two are copied out of the token (a
+/// `TokenAuth<Value>` would deep-copy every claim on every request).
+#[derive(serde::Deserialize)]
+struct MeClaims {
+    #[serde(default)]
+    sub: Option<Value>,
+    #[serde(default)]
+    client_id: Option<Value>,
+}
+
+#[derive(serde::Serialize)]
+struct Me {
+    sub: Option<Value>,
+    jkt: Option<String>,
+    client_id: Option<Value>,
+}
+
+async fn me(auth: TokenAuth<MeClaims>) -> Json<Me> {
+    Json(Me {
+        sub: auth.claims.sub,
+        jkt: auth.jkt.map(|jkt| jkt.to_string()),
+        client_id: auth.claims.client_id,
+    })
 }
 
 async fn echo(_auth: TokenAuth, headers: HeaderMap, body: Bytes) -> impl IntoResponse {

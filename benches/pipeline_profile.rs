@@ -1,0 +1,68 @@
+//! A fixed workload for instruction-level profiling of the warm pipeline (no timing here).
+//!
+//! ```sh
+//! cargo bench --bench pipeline_profile --no-run
+//! valgrind --tool=callgrind --toggle-collect='*authenticate_from*' \
+//!     target/release/deps/pipeline_profile-<hash> RS256 2000
+//! callgrind_annotate --inclusive=yes callgrind.out.<pid> | head -60
+//! ```
+//!
+//! One token, `n` unique proofs for one warm key (the first request imports the key and
+//! validates the token; the rest hit both caches), every one through `DpopLayer::verify` with
+//! the default memory replay store. `--toggle-collect` counts only the pipeline, so the
+//! profile reads as: the signature's share, and everything else.
+
+use http::{HeaderMap, HeaderValue, Method};
+use tower_dpop::clock::ManualClock;
+use tower_dpop::testing::{ClientKey, TestIssuer};
+use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::{Algorithm, DpopLayer};
+
+const T0: u64 = 1_800_000_000;
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let alg = match args.next().as_deref() {
+        Some("ES384") => Algorithm::ES384,
+        Some("EdDSA") => Algorithm::EdDSA,
+        Some("PS256") => Algorithm::PS256,
+        Some("RS256") => Algorithm::RS256,
+        _ => Algorithm::ES256,
+    };
+    let n: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let issuer = TestIssuer::new();
+    let client = ClientKey::generate(alg);
+    let token = issuer.token_for(client.jkt(), T0 + 3600);
+    let authorization = HeaderValue::from_str(&format!("DPoP {token}")).expect("token");
+    let pool: Vec<HeaderMap> = (0..n)
+        .map(|_| {
+            let proof = client
+                .proof("GET", "https://api.example.com/api/me")
+                .access_token(&token)
+                .iat(T0)
+                .sign();
+            let mut h = HeaderMap::new();
+            h.insert("authorization", authorization.clone());
+            h.insert("dpop", HeaderValue::from_str(&proof).expect("proof"));
+            h
+        })
+        .collect();
+    let layer = DpopLayer::builder()
+        .public_origin("https://api.example.com")
+        .token_validator(
+            JwtValidator::builder()
+                .jwks_json(&issuer.jwks_json())
+                .build()
+                .expect("validator"),
+        )
+        .clock(ManualClock::at_unix(T0))
+        .build()
+        .expect("layer");
+    let mut ok = 0usize;
+    for headers in &pool {
+        let r = futures::executor::block_on(layer.verify(&Method::GET, "/api/me", headers));
+        ok += usize::from(r.is_ok());
+    }
+    assert_eq!(ok, n, "every request verifies");
+    println!("pipeline_profile: {alg} x {n} verified");
+}
