@@ -171,8 +171,8 @@ fn parts(proof: &str) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// The fastest raw verify of the proof's signature on this machine, key and signature already
-/// parsed: OpenSSL for ECDSA and RSA, ed25519-dalek for Ed25519.
-fn bench_floor(c: &mut Criterion, case: &Case) {
+/// parsed: OpenSSL for ECDSA and RSA, ed25519-dalek for Ed25519. One call = one verify.
+fn floor_op(case: &Case) -> Box<dyn Fn()> {
     use openssl::bn::BigNum;
     use openssl::ec::{EcGroup, EcKey, EcPoint};
     use openssl::ecdsa::EcdsaSig;
@@ -185,8 +185,6 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
     let (msg, sig) = parts(&case.proofs[0]);
     let jwk = case.client.public_jwk();
     let field = |k: &str| URL_SAFE_NO_PAD.decode(jwk[k].as_str().unwrap()).unwrap();
-    let mut g = c.benchmark_group("floor");
-    let id = BenchmarkId::from_parameter(case.alg);
     match case.alg {
         Algorithm::ES256 | Algorithm::ES384 => {
             let (nid, md) = if case.alg == Algorithm::ES256 {
@@ -210,23 +208,19 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
                 BigNum::from_slice(&sig[half..]).unwrap(),
             )
             .unwrap();
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    let digest = hash(md, black_box(&msg)).unwrap();
-                    assert!(ecdsa.verify(&digest, &key).unwrap());
-                })
-            });
+            Box::new(move || {
+                let digest = hash(md, black_box(&msg)).unwrap();
+                assert!(ecdsa.verify(&digest, &key).unwrap());
+            })
         }
         Algorithm::Ed25519 | Algorithm::EdDSA => {
             let key =
                 ed25519_dalek::VerifyingKey::from_bytes(&field("x").try_into().unwrap()).unwrap();
             let signature = ed25519_dalek::Signature::from_slice(&sig).unwrap();
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    use ed25519_dalek::Verifier as _;
-                    assert!(key.verify(black_box(&msg), &signature).is_ok());
-                })
-            });
+            Box::new(move || {
+                use ed25519_dalek::Verifier as _;
+                assert!(key.verify(black_box(&msg), &signature).is_ok());
+            })
         }
         _ => {
             let rsa = Rsa::from_public_components(
@@ -236,19 +230,87 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
             .unwrap();
             let key = PKey::from_rsa(rsa).unwrap();
             let pss = case.alg == Algorithm::PS256;
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    let mut v = Verifier::new(MessageDigest::sha256(), &key).unwrap();
-                    if pss {
-                        v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
-                        v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
-                    }
-                    assert!(v.verify_oneshot(&sig, black_box(&msg)).unwrap());
-                })
-            });
+            Box::new(move || {
+                let mut v = Verifier::new(MessageDigest::sha256(), &key).unwrap();
+                if pss {
+                    v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+                    v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+                }
+                assert!(v.verify_oneshot(&sig, black_box(&msg)).unwrap());
+            })
         }
     }
+}
+
+fn bench_floor(c: &mut Criterion, case: &Case) {
+    let op = floor_op(case);
+    let mut g = c.benchmark_group("floor");
+    g.bench_function(BenchmarkId::from_parameter(case.alg), |b| b.iter(&op));
     g.finish();
+}
+
+/// Warm pipeline and floor measured in alternating rounds (n pipeline requests, then n floor
+/// verifies, 51 times), so that drift in the machine's speed hits both alike; the ratio is the
+/// median of the per-round ratios. Criterion's runs of the two are minutes apart.
+struct Paired {
+    warm_ns: f64,
+    floor_ns: f64,
+    ratio: f64,
+    ratio_p10: f64,
+    ratio_p90: f64,
+}
+
+fn paired(issuer: &TestIssuer, case: &Case) -> Paired {
+    const ROUNDS: usize = 51;
+    let n = match case.alg {
+        Algorithm::ES384 => 20,
+        _ => 100,
+    };
+    let store = Resettable::new();
+    let layer = layer(issuer, store.clone(), 10_000);
+    let floor = floor_op(case);
+    let mut next = 0usize;
+    let mut run = |count: usize| -> f64 {
+        if next + count > case.pool.len() {
+            next = 0;
+            store.reset();
+        }
+        let start = Instant::now();
+        for headers in &case.pool[next..next + count] {
+            let ok = futures::executor::block_on(layer.verify(&Method::GET, "/api/me", headers));
+            assert!(ok.is_ok(), "{:?}", ok.err());
+        }
+        next += count;
+        start.elapsed().as_nanos() as f64 / count as f64
+    };
+    let floor_round = |count: usize| -> f64 {
+        let start = Instant::now();
+        for _ in 0..count {
+            floor();
+        }
+        start.elapsed().as_nanos() as f64 / count as f64
+    };
+    run(n);
+    floor_round(n);
+    let (mut warm, mut flo, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let w = run(n);
+        let f = floor_round(n);
+        warm.push(w);
+        flo.push(f);
+        ratios.push(w / f);
+    }
+    let median = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    Paired {
+        warm_ns: median(&mut warm, 0.5),
+        floor_ns: median(&mut flo, 0.5),
+        ratio: median(&mut ratios, 0.5),
+        ratio_p10: median(&mut ratios, 0.1),
+        ratio_p90: median(&mut ratios, 0.9),
+    }
 }
 
 /// Key import: the layer's direct import beside josekit's `verifier_from_jwk`.
@@ -415,6 +477,12 @@ fn main() {
     bench_pieces(&mut c, &issuer);
     c.final_summary();
 
+    // Paired (interleaved) warm/floor, independent of the criterion filter.
+    let mut pairs = Vec::new();
+    for alg in ALGS {
+        pairs.push((alg, paired(&issuer, &Case::new(alg, &issuer, T0))));
+    }
+
     // Ratios, from the medians criterion just wrote (only those written by this run).
     let fresh = |group: &str, id: &str| -> Option<f64> {
         let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
@@ -452,6 +520,21 @@ fn main() {
             ratio(warm, hk),
             us(imp),
             us(jose)
+        );
+    }
+    println!();
+    println!("Paired rounds (51 × n warm requests, then n floor verifies), median per round:");
+    println!();
+    println!("| alg | floor µs | warm µs | warm/floor (median) | p10 | p90 |");
+    println!("|---|---|---|---|---|---|");
+    for (alg, p) in &pairs {
+        println!(
+            "| {alg} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |",
+            p.floor_ns / 1000.0,
+            p.warm_ns / 1000.0,
+            p.ratio,
+            p.ratio_p10,
+            p.ratio_p90
         );
     }
     println!();
