@@ -130,11 +130,9 @@ fn credentials(
         return Err(Error::InvalidToken("access token is too large".into()));
     }
     let value = value.as_bytes();
-    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
-        Some(i) => (value.get(..i), value.get(i + 1..)),
-        None => (Some(value), None),
-    };
-    let (scheme, rest) = (scheme.unwrap_or_default(), rest.unwrap_or_default());
+    // The scheme, then the token after one or more spaces (`rest` starts at the first space).
+    let space = value.iter().position(|&b| b == b' ').unwrap_or(value.len());
+    let (scheme, rest) = value.split_at_checked(space).unwrap_or((value, &[]));
     let scheme = if scheme.eq_ignore_ascii_case(b"DPoP") {
         Scheme::Dpop
     } else if bearer && scheme.eq_ignore_ascii_case(b"Bearer") {

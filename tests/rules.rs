@@ -256,6 +256,11 @@ async fn proof_size_is_checked_before_decoding() {
     let g = Fixture::with(Algorithm::ES256, |b| b.max_proof_size(16 * 1024));
     let padded = g.proof().claim("pad", json!("x".repeat(9000))).sign();
     assert_eq!(g.get(&padded).await, Ok(()));
+    // Exactly at the limit is not too large: it reaches the JWS parser.
+    assert_eq!(
+        f.get(&"A".repeat(8 * 1024)).await,
+        proof_err("proof is not a compact JWS with three parts")
+    );
 }
 
 // ---- 2. Proof checks -----------------------------------------------------------------
@@ -1104,8 +1109,9 @@ async fn token_size_is_checked_before_anything_reads_it() {
             .await,
         Err(Error::InvalidToken("access token is too large".into()))
     );
-    // Within the limit, the token reaches validation (and fails there as a non-JWT).
-    let fits = "A".repeat(1024);
+    // Within the limit (the header may be 16 bytes longer than the token limit, for the scheme
+    // and spaces), the token reaches validation (and fails there as a non-JWT).
+    let fits = "A".repeat(1024 + 16 - "DPoP ".len());
     let proof = f
         .client
         .proof("GET", URL)
