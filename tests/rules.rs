@@ -749,6 +749,24 @@ async fn token_validity() {
             "{name}"
         );
     }
+    // The boundaries: valid from `nbf` on, and until the second before `exp` (no leeway by
+    // default).
+    for (name, token) in [
+        ("nbf now", with("nbf", json!(T0))),
+        ("exp next second", with("exp", json!(T0 + 1))),
+    ] {
+        let proof = f
+            .client
+            .proof("GET", URL)
+            .access_token(&token)
+            .iat(T0)
+            .sign();
+        assert_eq!(
+            f.send(Method::GET, "/api/me", &token, &proof).await,
+            Ok(()),
+            "{name}"
+        );
+    }
     // aud may be an array that contains the audience.
     let arr = with("aud", json!(["x", "https://api.example.com"]));
     let proof = f.client.proof("GET", URL).access_token(&arr).iat(T0).sign();
