@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -97,9 +97,14 @@ impl Shard {
 /// if it is still full it refuses ([`ReplayError::Full`], which the layer answers with 503). It
 /// never drops a live entry, because a dropped entry is a replay let through.
 ///
-/// A fleet of instances needs a shared store (Redis) instead: this one only sees its own
-/// traffic.
+/// Cloning is cheap and shares the store (several layers can hold one). A fleet of instances
+/// needs a shared store (Redis) instead: this one only sees its own process's traffic.
+#[derive(Clone)]
 pub struct MemoryReplayStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     shards: Box<[Mutex<Shard>]>,
     /// Entries held, live or expired but not yet swept.
     held: AtomicU64,
@@ -113,7 +118,7 @@ impl std::fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.inner.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -125,19 +130,22 @@ impl MemoryReplayStore {
     /// A store holding at most `capacity` entries.
     #[must_use]
     pub fn new(capacity: u64) -> Self {
-        Self {
+        let inner = Inner {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             held: AtomicU64::new(0),
             capacity,
             epoch: Instant::now(),
             full_sweep_at: AtomicU64::new(0),
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
     /// The number of entries held (expired entries count until swept).
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.held.load(Ordering::Acquire)
+        self.inner.held.load(Ordering::Acquire)
     }
 
     /// `true` when no entry is held.
@@ -146,6 +154,20 @@ impl MemoryReplayStore {
         self.len() == 0
     }
 
+    /// The synchronous form of [`ReplayStore::check_and_insert`].
+    ///
+    /// # Errors
+    /// [`ReplayError::Full`] when the store holds `capacity` live entries.
+    pub fn check_and_insert_sync(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Result<Seen, ReplayError> {
+        self.inner.check_and_insert(key, ttl)
+    }
+}
+
+impl Inner {
     /// Milliseconds since the store was made.
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -190,15 +212,7 @@ impl MemoryReplayStore {
         true
     }
 
-    /// The synchronous form of [`ReplayStore::check_and_insert`].
-    ///
-    /// # Errors
-    /// [`ReplayError::Full`] when the store holds `capacity` live entries.
-    pub fn check_and_insert_sync(
-        &self,
-        key: ReplayKey,
-        ttl: Duration,
-    ) -> Result<Seen, ReplayError> {
+    fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
         let bytes = key.as_bytes();
         let word = |i: usize| {
             bytes
@@ -275,7 +289,6 @@ impl ReplayStore for MemoryReplayStore {
 mod tests {
     use super::*;
     use crate::replay::suite;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn suite_first_then_replay() {
@@ -340,6 +353,22 @@ mod tests {
     }
 
     #[test]
+    fn clones_share_one_store() {
+        let a = MemoryReplayStore::new(10);
+        let b = a.clone();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            a.check_and_insert_sync(ReplayKey([4; 32]), ttl),
+            Ok(Seen::First)
+        );
+        assert_eq!(
+            b.check_and_insert_sync(ReplayKey([4; 32]), ttl),
+            Ok(Seen::Replay)
+        );
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
     fn an_expired_entry_is_reused_and_counted_once() {
         let store = MemoryReplayStore::new(10);
         let key = ReplayKey([5; 32]);
@@ -395,7 +424,7 @@ mod tests {
             store.len(),
             u64::from(n),
             "after {:?}",
-            store.epoch.elapsed()
+            store.inner.epoch.elapsed()
         );
         std::thread::sleep(Duration::from_millis(1100));
         for i in n..2 * n {
@@ -429,7 +458,7 @@ mod tests {
                 Ok(Seen::First)
             );
         }
-        for shard in &*store.shards {
+        for shard in &*store.inner.shards {
             let len = lock(shard).map.len();
             assert!((200..=450).contains(&len), "unbalanced shard: {len}");
         }
