@@ -7,11 +7,13 @@
 /// `A-Z a-z 0-9 - _`: the base64url alphabet without padding (RFC 4648 section 5).
 #[inline(always)]
 fn base64url_byte(b: u8) -> bool {
-    (b.wrapping_sub(b'A') < 26)
-        | (b.wrapping_sub(b'a') < 26)
-        | (b.wrapping_sub(b'0') < 10)
-        | (b == b'-')
-        | (b == b'_')
+    matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_')
+}
+
+/// The `token68` characters besides the `=` padding.
+#[inline(always)]
+fn token68_byte(b: u8) -> bool {
+    matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
 }
 
 /// `true` when every byte of `s` is in the base64url alphabet (no padding).
@@ -24,10 +26,7 @@ pub(crate) fn is_base64url(s: &[u8]) -> bool {
 pub(crate) fn is_token68(s: &[u8]) -> bool {
     let body_len = s.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
     let body = s.get(..body_len).unwrap_or_default();
-    !body.is_empty()
-        && body.iter().fold(true, |ok, &b| {
-            ok & (base64url_byte(b) | (b == b'.') | (b == b'~') | (b == b'+') | (b == b'/'))
-        })
+    !body.is_empty() && body.iter().fold(true, |ok, &b| ok & token68_byte(b))
 }
 
 #[cfg(test)]
