@@ -1,25 +1,19 @@
 //! Routes that serve anonymous and authenticated callers: `allow_anonymous` with
 //! `Option<DpopAuth>`, through a real server on 127.0.0.1.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth};
 
 #[tokio::test]
 async fn optional_extractor_with_anonymous_callers() {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin(&origin)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
+    let (listener, origin) = listen().await;
+    let layer = builder_for(&origin, &issuer)
         .allow_anonymous(true)
         .build()
         .unwrap();
@@ -33,7 +27,7 @@ async fn optional_extractor_with_anonymous_callers() {
         .route("/greet", get(greet))
         .layer(layer)
         .route("/unlayered", get(greet));
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = spawn_app(listener, app);
     let client = reqwest::Client::new();
     let url = format!("{origin}/greet");
 
@@ -83,18 +77,10 @@ async fn optional_extractor_with_anonymous_callers() {
 #[tokio::test]
 async fn sub_routers_with_different_settings() {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, origin) = listen().await;
     let layer = |algs: &[Algorithm]| {
-        DpopLayer::builder()
-            .public_origin(&origin)
+        builder_for(&origin, &issuer)
             .algorithms(algs.to_vec())
-            .token_validator(
-                JwtValidator::builder()
-                    .jwks_json(&issuer.jwks_json())
-                    .build()
-                    .unwrap(),
-            )
             .build()
             .unwrap()
     };
@@ -112,7 +98,7 @@ async fn sub_routers_with_different_settings() {
                 .route("/me", me)
                 .layer(layer(&[Algorithm::EdDSA])),
         );
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = spawn_app(listener, app);
     let client = reqwest::Client::new();
     let key = ClientKey::generate(Algorithm::ES256);
     let token = issuer.token_for(key.jkt(), unix_now() + 600);

@@ -1,15 +1,15 @@
 //! Bearer coexistence (RFC 9449 section 7.2) and Protected Resource Metadata (RFC 9728),
 //! through a real server on 127.0.0.1.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app, DEFAULT_ALGS as ALGS};
 use serde_json::{json, Value};
 use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer, TokenAuth};
-
-const ALGS: &str = "ES256 ES384 ES512 PS256 PS384 PS512 RS256 EdDSA Ed25519";
+use tower_dpop::{Algorithm, DpopAuth, TokenAuth};
 
 struct Server {
     origin: String,
@@ -19,16 +19,8 @@ struct Server {
 
 async fn start(allow_bearer: bool) -> Server {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin(&origin)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
+    let (listener, origin) = listen().await;
+    let layer = builder_for(&origin, &issuer)
         .allow_bearer(allow_bearer)
         .resource_metadata(format!("{origin}{WELL_KNOWN_PATH}"))
         .build()
@@ -48,7 +40,7 @@ async fn start(allow_bearer: bool) -> Server {
         )
         .layer(layer)
         .merge(metadata.router());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = spawn_app(listener, app);
     Server {
         origin,
         issuer,

@@ -1,13 +1,15 @@
 //! The CORS setup of `examples/browser_cors.rs`, checked through a real server: preflights pass
 //! without credentials, and DPoP's 401 exposes `WWW-Authenticate` and `DPoP-Nonce`.
 
+mod common;
+
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app};
 use tower_dpop::nonce::NoncePolicy;
 use tower_dpop::testing::{ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth};
 use tower_http::cors::CorsLayer;
 
 const APP: &str = "http://app.example.com";
@@ -15,16 +17,8 @@ const APP: &str = "http://app.example.com";
 #[tokio::test]
 async fn browser_client_can_preflight_and_read_dpop_headers() {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin(&origin)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
+    let (listener, origin) = listen().await;
+    let layer = builder_for(&origin, &issuer)
         .nonce_policy(NoncePolicy::Required)
         .build()
         .unwrap();
@@ -43,7 +37,7 @@ async fn browser_client_can_preflight_and_read_dpop_headers() {
         )
         .layer(layer)
         .layer(cors);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = spawn_app(listener, app);
     let client = reqwest::Client::new();
     let url = format!("{origin}/api/me");
 

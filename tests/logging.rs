@@ -1,11 +1,13 @@
 //! Log lines of the layer: stable field names, and never a token or a proof. In its own test
 //! binary because tracing caches per-callsite interest process-wide.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth};
 
 #[derive(Clone, Default)]
 struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -33,23 +35,13 @@ async fn tracing_fields_and_no_secrets_in_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin(&origin)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let (listener, origin) = listen().await;
+    let layer = builder_for(&origin, &issuer).build().unwrap();
     let app = Router::new()
         .route("/me", get(|a: DpopAuth| async move { a.jkt.to_string() }))
         .layer(layer);
     // Current-thread test runtime: the server task logs on this thread, to this subscriber.
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = spawn_app(listener, app);
     let client = reqwest::Client::new();
     let url = format!("{origin}/me");
     let key = ClientKey::generate(Algorithm::ES256);

@@ -1,25 +1,19 @@
 //! Counters by outcome and a custom rejection body, through a real server on 127.0.0.1.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app};
 use http::HeaderValue;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth};
 
 #[tokio::test]
 async fn counters_and_problem_json_body() {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin(&origin)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
+    let (listener, origin) = listen().await;
+    let layer = builder_for(&origin, &issuer)
         .rejection_body(|err| {
             let doc = serde_json::json!({
                 "type": "about:blank",
@@ -36,7 +30,7 @@ async fn counters_and_problem_json_body() {
     let app = Router::new()
         .route("/me", get(|a: DpopAuth| async move { a.jkt.to_string() }))
         .layer(layer.clone());
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = spawn_app(listener, app);
     let client = reqwest::Client::new();
     let url = format!("{origin}/me");
     let key = ClientKey::generate(Algorithm::ES256);

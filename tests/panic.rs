@@ -3,27 +3,19 @@
 //! `CatchPanicLayer` outside the DPoP layer the client gets a 500. Either way the server keeps
 //! serving, and the proof of the panicking request stays used.
 
+mod common;
+
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth};
 use tower_http::catch_panic::CatchPanicLayer;
 
 async fn start(catch: bool) -> (String, TestIssuer, tokio::task::JoinHandle<()>) {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin(&origin)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let (listener, origin) = listen().await;
+    let layer = builder_for(&origin, &issuer).build().unwrap();
     let mut app = Router::new()
         .route(
             "/boom",
@@ -42,7 +34,7 @@ async fn start(catch: bool) -> (String, TestIssuer, tokio::task::JoinHandle<()>)
     if catch {
         app = app.layer(CatchPanicLayer::new());
     }
-    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let task = spawn_app(listener, app);
     (origin, issuer, task)
 }
 

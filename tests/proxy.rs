@@ -1,40 +1,25 @@
 //! Forwarding headers are trusted only from configured proxy addresses (the TCP peer, from
 //! axum's `ConnectInfo`), through a real server on 127.0.0.1.
 
-use std::net::SocketAddr;
+mod common;
 
 use axum::routing::get;
 use axum::Router;
+use common::{builder_for, listen, spawn_app_with_connect_info};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth};
 
 async fn start(trusted: &str) -> (String, TestIssuer, tokio::task::JoinHandle<()>) {
     let issuer = TestIssuer::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let local = format!("http://{}", listener.local_addr().unwrap());
-    let layer = DpopLayer::builder()
-        .public_origin("https://api.example.com")
+    let (listener, local) = listen().await;
+    let layer = builder_for("https://api.example.com", &issuer)
         .trusted_proxy(trusted)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
         .build()
         .unwrap();
     let app = Router::new()
         .route("/me", get(|a: DpopAuth| async move { a.jkt.to_string() }))
         .layer(layer);
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let task = spawn_app_with_connect_info(listener, app);
     (local, issuer, task)
 }
 

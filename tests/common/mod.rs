@@ -1,7 +1,10 @@
 //! A real API server (behind `DpopLayer`) and a real JWKS server on 127.0.0.1, for tests that
-//! go over HTTP with reqwest.
+//! go over HTTP with reqwest; and the pieces for tests that build their own app instead
+//! (`listen`, `builder_for`, `spawn_app`).
 
 #![allow(dead_code)]
+// Without `jwks-fetch` only `TestServer`'s methods drop out (below); what they alone use is unused.
+#![cfg_attr(not(feature = "jwks-fetch"), allow(unused_imports))]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,9 +64,43 @@ async fn echo(_auth: DpopAuth, body: String) -> String {
     body
 }
 
-async fn serve(listener: TcpListener, app: Router) -> JoinHandle<()> {
+/// A listener on a free port of 127.0.0.1, and its origin `http://127.0.0.1:<port>`.
+pub async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, origin)
+}
+
+/// A layer builder whose public origin is `origin` and whose JWT validator trusts `issuer`'s
+/// key set, given inline (no JWKS server, no issuer or audience check). Callers add their own
+/// settings and `build()`.
+pub fn builder_for(origin: &str, issuer: &TestIssuer) -> DpopLayerBuilder {
+    let validator = JwtValidator::builder()
+        .jwks_json(&issuer.jwks_json())
+        .build()
+        .expect("validator config");
+    DpopLayer::builder()
+        .public_origin(origin)
+        .token_validator(validator)
+}
+
+/// Serves `app` on `listener` in a background task; abort the handle to stop it.
+pub fn spawn_app(listener: TcpListener, app: Router) -> JoinHandle<()> {
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("server runs");
+    })
+}
+
+/// [`spawn_app`], with the TCP peer's address as `ConnectInfo<SocketAddr>` (what
+/// `trusted_proxy` checks).
+pub fn spawn_app_with_connect_info(listener: TcpListener, app: Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("server runs");
     })
 }
 
@@ -73,6 +110,9 @@ pub async fn closed_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+// `TestServer` fetches its keys over HTTP, so it needs `jwks-fetch`; the helpers above do not,
+// and the test binaries that use only them still build without default features.
+#[cfg(feature = "jwks-fetch")]
 impl TestServer {
     /// Default layer, JWKS served.
     pub async fn start() -> Self {
@@ -103,7 +143,7 @@ impl TestServer {
                 async move { ([("content-type", "application/json")], doc) }
             }),
         );
-        let jwks_task = serve(jwks_listener, jwks_app).await;
+        let jwks_task = spawn_app(jwks_listener, jwks_app);
         let jwks_url = match jwks {
             Jwks::Served => format!("http://127.0.0.1:{jwks_port}/jwks"),
             Jwks::Dead => format!("http://127.0.0.1:{}/jwks", closed_port().await),
@@ -131,7 +171,7 @@ impl TestServer {
             .route("/health", get(|| async { "ok" }))
             .route("/unprotected/me", get(me))
             .nest("/api", protected);
-        let api_task = serve(listener, app).await;
+        let api_task = spawn_app(listener, app);
 
         Self {
             issuer,
