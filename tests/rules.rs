@@ -466,6 +466,8 @@ async fn required_claims_present_and_typed() {
         f.get(&f.proof().jti(&"j".repeat(257)).sign()).await,
         proof_err("proof jti is empty or too long")
     );
+    // 256 bytes is the longest jti accepted.
+    assert_eq!(f.get(&f.proof().jti(&"j".repeat(256)).sign()).await, Ok(()));
 }
 
 #[tokio::test]
