@@ -353,6 +353,42 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_drops_exactly_the_expired_and_gives_memory_back() {
+        let mut shard = Shard::default();
+        shard.map.reserve(50_000);
+        for i in 0..10 {
+            shard.map.insert(Key(i, 0), 5);
+        }
+        shard.map.insert(Key(99, 0), 10); // expires exactly now: gone
+        for i in 100..110 {
+            shard.map.insert(Key(i, 0), 11);
+        }
+        let big = shard.map.capacity();
+        assert_eq!(shard.sweep(10), 11);
+        assert_eq!(shard.map.len(), 10);
+        assert_eq!(shard.swept_at, 10);
+        assert!(shard.map.capacity() < big / 4, "{}", shard.map.capacity());
+
+        // Mostly live: the table keeps its size.
+        let mut live = Shard::default();
+        live.map.reserve(8000);
+        for i in 0..6000 {
+            live.map.insert(Key(i, 1), if i < 10 { 1 } else { 100 });
+        }
+        let size = live.map.capacity();
+        assert_eq!(live.sweep(50), 10);
+        assert_eq!(live.map.capacity(), size);
+
+        // Small tables are left alone.
+        let mut small = Shard::default();
+        small.map.reserve(1000);
+        small.map.insert(Key(1, 2), 100);
+        let size = small.map.capacity();
+        assert_eq!(small.sweep(50), 0);
+        assert_eq!(small.map.capacity(), size);
+    }
+
+    #[test]
     fn clones_share_one_store() {
         let a = MemoryReplayStore::new(10);
         let b = a.clone();
