@@ -368,6 +368,8 @@ mod tests {
         assert_eq!(shard.map.len(), 10);
         assert_eq!(shard.swept_at, 10);
         assert!(shard.map.capacity() < big / 4, "{}", shard.map.capacity());
+        // ... keeping room for twice what is left.
+        assert!(shard.map.capacity() >= 20, "{}", shard.map.capacity());
 
         // Mostly live: the table keeps its size.
         let mut live = Shard::default();
@@ -402,6 +404,12 @@ mod tests {
             Ok(Seen::Replay)
         );
         assert_eq!(b.len(), 1);
+        assert!(!a.is_empty());
+        assert!(MemoryReplayStore::new(1).is_empty());
+        assert_eq!(
+            format!("{a:?}"),
+            "MemoryReplayStore { len: 1, capacity: 10, .. }"
+        );
     }
 
     #[test]
