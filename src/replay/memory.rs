@@ -391,6 +391,21 @@ mod tests {
     }
 
     #[test]
+    fn a_full_store_sweeps_at_most_once_a_second() {
+        let store = MemoryReplayStore::new(10);
+        let inner = &store.inner;
+        assert!(inner.sweep_all(0), "never swept: due");
+        assert!(!inner.sweep_all(500));
+        assert!(!inner.sweep_all(1000));
+        assert!(
+            inner.sweep_all(1001),
+            "a second after the first (stored as 1 ms)"
+        );
+        assert!(!inner.sweep_all(2000));
+        assert!(inner.sweep_all(2001));
+    }
+
+    #[test]
     fn clones_share_one_store() {
         let a = MemoryReplayStore::new(10);
         let b = a.clone();
