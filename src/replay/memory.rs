@@ -9,9 +9,9 @@
 //! (about 380 bytes) to decide what to evict, which a replay set must never do.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -29,9 +29,6 @@ const SWEEP_INTERVAL_MS: u64 = 1000;
 /// Hashes a [`Key`] by its first word. The keys are SHA-256 output, so their bits are
 /// already uniform (no one can aim keys at a bucket without a SHA-256 preimage); the multiply
 /// only spreads keys that are not (tests), at the cost of one instruction.
-#[derive(Default, Clone, Copy)]
-struct KeyBits;
-
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -40,9 +37,11 @@ impl Hasher for KeyHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // `Key` only writes one u64; kept total (FNV-1a) for anything else.
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        // `Key` only writes one u64; anything else is folded in 8 bytes at a time.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word.iter_mut().zip(chunk).for_each(|(w, b)| *w = *b);
+            self.write_u64(self.0 ^ u64::from_le_bytes(word));
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -50,12 +49,7 @@ impl Hasher for KeyHasher {
     }
 }
 
-impl BuildHasher for KeyBits {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher::default()
-    }
-}
+type KeyBits = BuildHasherDefault<KeyHasher>;
 
 /// The first 128 bits of a [`ReplayKey`]: 16 bytes, plus 8 for the expiry, per entry.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,7 +157,7 @@ impl MemoryReplayStore {
         key: ReplayKey,
         ttl: Duration,
     ) -> Result<Seen, ReplayError> {
-        self.inner.check_and_insert(key, ttl)
+        self.inner.check_and_insert(key, ttl, self.inner.now())
     }
 }
 
@@ -173,13 +167,11 @@ impl Inner {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        // The high bits of the second word pick the shard; the map hashes the first word.
+    /// The shard of a key: the high bits of its second word (the map hashes the first).
+    fn shard_index(key: &Key) -> usize {
         #[allow(clippy::cast_possible_truncation)]
-        let i = (key.1 >> 58) as usize % SHARDS;
-        // `i < SHARDS == self.shards.len()`.
-        #[allow(clippy::indexing_slicing)]
-        &self.shards[i]
+        let i = (key.1 >> 58) as usize;
+        i % SHARDS
     }
 
     /// Counts one more entry, unless the store is full.
@@ -192,8 +184,9 @@ impl Inner {
     }
 
     /// Sweeps every shard, unless that was done less than a second ago; `true` if it swept.
-    /// Called without any shard lock held.
-    fn sweep_all(&self, now: u64) -> bool {
+    /// The caller holds shard `held_index` (passed in as `held`); the others are only tried,
+    /// never waited for, so two full-store sweeps cannot deadlock: a busy shard is skipped.
+    fn sweep_all(&self, now: u64, held_index: usize, held: &mut Shard) -> bool {
         let last = self.full_sweep_at.load(Ordering::Acquire);
         if last != 0 && now < last.saturating_add(SWEEP_INTERVAL_MS) {
             return false;
@@ -205,14 +198,28 @@ impl Inner {
         {
             return false;
         }
-        for shard in &*self.shards {
-            let removed = lock(shard).sweep(now);
+        for (i, shard) in self.shards.iter().enumerate() {
+            let removed = if i == held_index {
+                held.sweep(now)
+            } else {
+                match shard.try_lock() {
+                    Ok(mut other) => other.sweep(now),
+                    Err(TryLockError::Poisoned(other)) => other.into_inner().sweep(now),
+                    Err(TryLockError::WouldBlock) => 0,
+                }
+            };
             self.held.fetch_sub(removed as u64, Ordering::AcqRel);
         }
         true
     }
 
-    fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
+    /// [`MemoryReplayStore::check_and_insert_sync`] at `now` (ms since the store was made).
+    fn check_and_insert(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+        now: u64,
+    ) -> Result<Seen, ReplayError> {
         let bytes = key.as_bytes();
         let word = |i: usize| {
             bytes
@@ -221,13 +228,17 @@ impl Inner {
                 .map_or(0, u64::from_le_bytes)
         };
         let key = Key(word(0), word(1));
-        let now = self.now();
         // Rounded up, plus the millisecond `now` was rounded down by: an entry may outlive
         // its proof by a millisecond or two, never the reverse.
         let ttl_ms = u64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
         let expires = now.saturating_add(ttl_ms).saturating_add(1);
 
-        let mut shard = lock(self.shard(&key));
+        let index = Self::shard_index(&key);
+        let Some(slot) = self.shards.get(index) else {
+            return Err(ReplayError::Backend("replay shard out of range".into()));
+        };
+        // The shard stays locked until the key is in: no other insert of it can interleave.
+        let mut shard = lock(slot);
         if let Some(at) = shard.map.get_mut(&key) {
             if *at > now {
                 return Ok(Seen::Replay);
@@ -244,32 +255,20 @@ impl Inner {
             let removed = shard.sweep(now);
             self.held.fetch_sub(removed as u64, Ordering::AcqRel);
         }
-        if !self.try_reserve() {
-            // Full: sweep the whole store (which takes every shard lock, so not this one).
-            drop(shard);
-            if !(self.sweep_all(now) && self.try_reserve()) {
-                return Err(ReplayError::Full);
-            }
-            shard = lock(self.shard(&key));
+        // Full: sweep the whole store (at most once a second), then try once more.
+        let reserved =
+            self.try_reserve() || (self.sweep_all(now, index, &mut shard) && self.try_reserve());
+        if !reserved {
+            return Err(ReplayError::Full);
         }
-        match shard.map.insert(key, expires) {
-            None => Ok(Seen::First),
-            Some(previous) => {
-                // The key came back while the lock was released: it was already counted.
-                self.held.fetch_sub(1, Ordering::AcqRel);
-                if previous > now {
-                    shard.map.insert(key, previous);
-                    Ok(Seen::Replay)
-                } else {
-                    Ok(Seen::First)
-                }
-            }
-        }
+        // Sweeping only removes entries, so the key is still absent.
+        shard.map.insert(key, expires);
+        Ok(Seen::First)
     }
 }
 
 /// A poisoned shard is still a consistent map (no operation on it can panic halfway).
-fn lock(shard: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -394,15 +393,92 @@ mod tests {
     fn a_full_store_sweeps_at_most_once_a_second() {
         let store = MemoryReplayStore::new(10);
         let inner = &store.inner;
-        assert!(inner.sweep_all(0), "never swept: due");
-        assert!(!inner.sweep_all(500));
-        assert!(!inner.sweep_all(1000));
-        assert!(
-            inner.sweep_all(1001),
-            "a second after the first (stored as 1 ms)"
+        let mut held = Shard::default();
+        let mut sweep = |now| inner.sweep_all(now, 0, &mut held);
+        assert!(sweep(0), "never swept: due");
+        assert!(!sweep(500));
+        assert!(!sweep(1000));
+        assert!(sweep(1001), "a second after the first (stored as 1 ms)");
+        assert!(!sweep(2000));
+        assert!(sweep(2001));
+    }
+
+    #[test]
+    fn the_fallback_hash_path_is_total() {
+        let hash = |bytes: &[u8]| {
+            let mut h = KeyHasher::default();
+            h.write(bytes);
+            h.finish()
+        };
+        assert_ne!(hash(b"abc"), hash(b"abd"));
+        assert_ne!(hash(b"abcdefgh1"), hash(b"abcdefgh2"));
+        assert_ne!(hash(b"abc"), 0);
+    }
+
+    /// A key in shard 0 (the shard comes from the top bits of the second word).
+    fn key_in_shard_0(i: u32) -> ReplayKey {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_le_bytes());
+        ReplayKey(b)
+    }
+
+    #[test]
+    fn expiry_to_the_millisecond() {
+        let store = MemoryReplayStore::new(10);
+        let inner = &store.inner;
+        let k = key_in_shard_0(1);
+        let ttl = Duration::from_micros(9_500); // rounded up to 10 ms, +1 for `now`'s rounding
+        assert_eq!(inner.check_and_insert(k, ttl, 0), Ok(Seen::First));
+        assert_eq!(inner.check_and_insert(k, ttl, 10), Ok(Seen::Replay));
+        assert_eq!(inner.check_and_insert(k, ttl, 11), Ok(Seen::First));
+        assert_eq!(inner.check_and_insert(k, ttl, 21), Ok(Seen::Replay));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_shard_is_swept_only_when_about_to_grow() {
+        let store = MemoryReplayStore::new(100);
+        let inner = &store.inner;
+        let short = Duration::from_millis(1);
+        let insert = |i, now| inner.check_and_insert(key_in_shard_0(i), short, now);
+        assert_eq!(insert(0, 0), Ok(Seen::First));
+        // Room left in the table: the expired entry stays (counted) until a sweep is needed.
+        assert_eq!(insert(1, 5000), Ok(Seen::First));
+        assert_eq!(store.len(), 2);
+        // Fill the table to its capacity; the next insert must grow it: sweep first.
+        let room = |s: &Inner| {
+            let shard = lock(&s.shards[0]);
+            shard.map.capacity() - shard.map.len()
+        };
+        let mut i = 2;
+        while room(inner) > 0 {
+            assert_eq!(insert(i, 5000), Ok(Seen::First));
+            i += 1;
+        }
+        let full = store.len();
+        assert_eq!(insert(i, 7000), Ok(Seen::First));
+        assert_eq!(
+            store.len(),
+            1,
+            "all {full} expired entries swept before growing"
         );
-        assert!(!inner.sweep_all(2000));
-        assert!(inner.sweep_all(2001));
+    }
+
+    #[test]
+    fn a_full_store_refuses_until_its_entries_expire() {
+        let store = MemoryReplayStore::new(2);
+        let inner = &store.inner;
+        let ttl = Duration::from_millis(100);
+        let insert = |i, now| inner.check_and_insert(key_in_shard_0(i), ttl, now);
+        assert_eq!(insert(1, 0), Ok(Seen::First));
+        assert_eq!(insert(2, 0), Ok(Seen::First));
+        assert_eq!(insert(3, 50), Err(ReplayError::Full));
+        // Expired, but the last full sweep was under a second ago: still refused.
+        assert_eq!(insert(3, 500), Err(ReplayError::Full));
+        assert_eq!(insert(3, 1100), Ok(Seen::First));
+        assert_eq!(store.len(), 1);
+        // A replay of a live entry is caught.
+        assert_eq!(insert(3, 1150), Ok(Seen::Replay));
     }
 
     #[test]

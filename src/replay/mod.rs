@@ -159,4 +159,17 @@ mod tests {
         assert_ne!(ReplayKey::new(&t1, "j"), ReplayKey::new(&t2, "j"));
         assert_ne!(ReplayKey::new(&t1, "j"), ReplayKey::new(&t1, "k"));
     }
+
+    #[test]
+    fn debug_and_display() {
+        assert_eq!(
+            format!("{:?}", ReplayKey([0xab; 32])),
+            "ReplayKey(abababab..)"
+        );
+        assert_eq!(ReplayError::Full.to_string(), "replay store is full");
+        assert_eq!(
+            ReplayError::Backend("timed out".into()).to_string(),
+            "replay store unavailable: timed out"
+        );
+    }
 }
