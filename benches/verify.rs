@@ -249,25 +249,25 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
     g.finish();
 }
 
-/// Warm pipeline and floor measured in alternating rounds (n pipeline requests, then n floor
-/// verifies, 51 times), so that drift in the machine's speed hits both alike; the ratio is the
+/// Pipeline (warm, or cold with `key_cache` 0) and floor measured in alternating rounds (n
+/// pipeline requests, then n floor verifies, 51 times), so that drift in the machine's speed hits both alike; the ratio is the
 /// median of the per-round ratios. Criterion's runs of the two are minutes apart.
 struct Paired {
-    warm_ns: f64,
+    pipeline_ns: f64,
     floor_ns: f64,
     ratio: f64,
     ratio_p10: f64,
     ratio_p90: f64,
 }
 
-fn paired(issuer: &TestIssuer, case: &Case) -> Paired {
+fn paired(issuer: &TestIssuer, case: &Case, key_cache: u64) -> Paired {
     const ROUNDS: usize = 51;
     let n = match case.alg {
         Algorithm::ES384 => 20,
         _ => 100,
     };
     let store = Resettable::new();
-    let layer = layer(issuer, store.clone(), 10_000);
+    let layer = layer(issuer, store.clone(), key_cache);
     let floor = floor_op(case);
     let mut next = 0usize;
     let mut run = |count: usize| -> f64 {
@@ -305,7 +305,7 @@ fn paired(issuer: &TestIssuer, case: &Case) -> Paired {
         v[((v.len() - 1) as f64 * q).round() as usize]
     };
     Paired {
-        warm_ns: median(&mut warm, 0.5),
+        pipeline_ns: median(&mut warm, 0.5),
         floor_ns: median(&mut flo, 0.5),
         ratio: median(&mut ratios, 0.5),
         ratio_p10: median(&mut ratios, 0.1),
@@ -477,10 +477,13 @@ fn main() {
     bench_pieces(&mut c, &issuer);
     c.final_summary();
 
-    // Paired (interleaved) warm/floor, independent of the criterion filter.
+    // Paired (interleaved) warm/floor and cold/floor, independent of the criterion filter.
     let mut pairs = Vec::new();
     for alg in ALGS {
-        pairs.push((alg, paired(&issuer, &Case::new(alg, &issuer, T0))));
+        let case = Case::new(alg, &issuer, T0);
+        let warm = paired(&issuer, &case, 10_000);
+        let cold = paired(&issuer, &case, 0);
+        pairs.push((alg, warm, cold));
     }
 
     // Ratios, from the medians criterion just wrote (only those written by this run).
@@ -523,18 +526,24 @@ fn main() {
         );
     }
     println!();
-    println!("Paired rounds (51 × n warm requests, then n floor verifies), median per round:");
+    println!("Paired rounds (51 × n requests, then n floor verifies), median per round:");
     println!();
-    println!("| alg | floor µs | warm µs | warm/floor (median) | p10 | p90 |");
-    println!("|---|---|---|---|---|---|");
-    for (alg, p) in &pairs {
+    println!(
+        "| alg | floor µs | warm µs | warm/floor | p10–p90 | cold µs | cold/floor | p10–p90 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (alg, w, c) in &pairs {
         println!(
-            "| {alg} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |",
-            p.floor_ns / 1000.0,
-            p.warm_ns / 1000.0,
-            p.ratio,
-            p.ratio_p10,
-            p.ratio_p90
+            "| {alg} | {:.1} | {:.1} | {:.2} | {:.2}–{:.2} | {:.1} | {:.2} | {:.2}–{:.2} |",
+            w.floor_ns / 1000.0,
+            w.pipeline_ns / 1000.0,
+            w.ratio,
+            w.ratio_p10,
+            w.ratio_p90,
+            c.pipeline_ns / 1000.0,
+            c.ratio,
+            c.ratio_p10,
+            c.ratio_p90
         );
     }
     println!();
