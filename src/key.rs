@@ -221,7 +221,10 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), &'static str> {
     if !(crate::jwk::MIN_RSA_BITS..=crate::jwk::MAX_RSA_BITS).contains(&bits) {
         return Err("jwk RSA modulus must be 2048 to 4096 bits");
     }
-    let exp = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    // At most 4 bytes (checked by the JWK parser), so no overflow; saturating regardless.
+    let exp = e.iter().fold(0u64, |acc, b| {
+        acc.saturating_mul(256).saturating_add(u64::from(*b))
+    });
     if exp < 3 || exp % 2 == 0 {
         return Err("jwk RSA exponent must be odd and at least 3");
     }
@@ -371,6 +374,20 @@ mod tests {
         assert!(ed25519_dalek::Verifier::verify(&public, message, &parsed).is_ok());
         assert!(public.verify_strict(message, &parsed).is_err());
         assert!(!ed25519(&signing).verify(message, &sig));
+    }
+
+    #[test]
+    fn debug_names_the_kind_only() {
+        let signing = SigningKey::from_bytes(&[3; 32]);
+        assert_eq!(format!("{:?}", ed25519(&signing)), "VerifyingKey::Ed25519");
+        assert_eq!(
+            format!("{:?}", KeyCache::new(1)),
+            "KeyCache { enabled: true }"
+        );
+        assert_eq!(
+            format!("{:?}", KeyCache::new(0)),
+            "KeyCache { enabled: false }"
+        );
     }
 
     #[test]

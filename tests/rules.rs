@@ -1109,12 +1109,24 @@ async fn small_order_ed25519_keys_are_refused_at_import() {
 #[tokio::test]
 async fn rsa_exponent_must_be_odd_and_at_least_three() {
     let key = ClientKey::generate(Algorithm::RS256);
-    for e in ["Ag", "AQ", "AAE"] {
+    // 2, 1, 1 (with a leading zero byte), 4, 65536.
+    for e in ["Ag", "AQ", "AAE", "BA", "AQAA"] {
         let mut jwk = key.public_jwk().clone();
         jwk["e"] = json!(e);
         assert_eq!(
             hostile_key("RS256", jwk).await,
             proof_err("jwk RSA exponent must be odd and at least 3"),
+            "e={e}"
+        );
+    }
+    // 3 and 65537 pass the exponent check; these proofs then fail on their signature (the
+    // proof is signed by another key).
+    for e in ["Aw", "AQAB"] {
+        let mut jwk = key.public_jwk().clone();
+        jwk["e"] = json!(e);
+        assert_eq!(
+            hostile_key("RS256", jwk).await,
+            proof_err("proof signature is invalid"),
             "e={e}"
         );
     }
