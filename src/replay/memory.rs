@@ -380,6 +380,20 @@ mod tests {
         assert_eq!(live.sweep(50), 10);
         assert_eq!(live.map.capacity(), size);
 
+        // Exactly a quarter full after the sweep: kept (shrinking starts below a quarter).
+        let mut quarter = Shard::default();
+        quarter.map.reserve(5000);
+        let cap = quarter.map.capacity();
+        let live = u64::try_from(cap / 4).unwrap();
+        for i in 0..live {
+            quarter.map.insert(Key(i, 3), 100);
+        }
+        for i in 0..10 {
+            quarter.map.insert(Key(1_000_000 + i, 3), 1);
+        }
+        assert_eq!(quarter.sweep(50), 10);
+        assert_eq!(quarter.map.capacity(), cap);
+
         // Small tables are left alone.
         let mut small = Shard::default();
         small.map.reserve(1000);
