@@ -479,6 +479,33 @@ mod tests {
     }
 
     #[test]
+    fn a_full_store_sweeps_the_other_shards_too() {
+        let in_shard_1 = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b[15] = 1 << 2; // (second word >> 58) % 32 == 1
+            ReplayKey(b)
+        };
+        let store = MemoryReplayStore::new(2);
+        let inner = &store.inner;
+        let ttl = Duration::from_millis(100);
+        assert_eq!(
+            inner.check_and_insert(in_shard_1(1), ttl, 0),
+            Ok(Seen::First)
+        );
+        assert_eq!(
+            inner.check_and_insert(in_shard_1(2), ttl, 0),
+            Ok(Seen::First)
+        );
+        // Full of expired entries, all in shard 1; the new key goes to shard 0.
+        assert_eq!(
+            inner.check_and_insert(key_in_shard_0(3), ttl, 2000),
+            Ok(Seen::First)
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
     fn a_full_store_refuses_until_its_entries_expire() {
         let store = MemoryReplayStore::new(2);
         let inner = &store.inner;

@@ -68,3 +68,46 @@ impl TokenCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn token(claims: serde_json::Value) -> Arc<AccessToken> {
+        let map = claims.as_object().cloned().unwrap_or_default();
+        Arc::new(AccessToken::from_claims(map).unwrap())
+    }
+
+    /// Entries leave at `max_ttl` even without `exp` (this bounds how long an introspection
+    /// answer, and so a revoked token, is trusted), and at `exp` when that comes first.
+    #[test]
+    fn entries_leave_at_max_ttl_or_exp() {
+        let cache = TokenCache::new(10, Duration::from_millis(600));
+        let now = 1_000;
+        cache.insert([1; 32], token(json!({"sub": "no exp"})), now);
+        cache.insert([2; 32], token(json!({"exp": now + 3600})), now);
+        cache.insert([3; 32], token(json!({"exp": now})), now);
+        assert!(cache.get(&[1; 32]).is_some());
+        assert!(cache.get(&[2; 32]).is_some());
+        assert!(cache.get(&[3; 32]).is_none(), "already expired: not cached");
+        std::thread::sleep(Duration::from_millis(900));
+        assert!(cache.get(&[1; 32]).is_none());
+        assert!(cache.get(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn disabled_cache_and_debug() {
+        let off = TokenCache::new(0, Duration::from_secs(60));
+        off.insert([1; 32], token(json!({})), 0);
+        assert!(off.get(&[1; 32]).is_none());
+        assert_eq!(
+            format!("{off:?}"),
+            "TokenCache { enabled: false, max_ttl: 60s }"
+        );
+        assert_eq!(
+            format!("{:?}", TokenCache::new(1, Duration::from_secs(5))),
+            "TokenCache { enabled: true, max_ttl: 5s }"
+        );
+    }
+}

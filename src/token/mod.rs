@@ -203,6 +203,24 @@ mod tests {
         assert_eq!(t.not_before(), Some(2));
         assert_eq!(t.subject(), Some("a"));
         assert_eq!(t.client_id(), None);
+        assert_eq!(t.claim("sub"), Some(&json!("a")));
+        assert_eq!(t.claim("cnf"), Some(&json!({"jkt":"abc"})));
+        assert_eq!(t.claim("aud"), None);
+        assert_eq!(t.claims()["exp"], json!(10));
+        let c = AccessToken::from_claims(obj(json!({"client_id":"app"}))).unwrap();
+        assert_eq!(c.client_id(), Some("app"));
+    }
+
+    #[test]
+    fn error_display() {
+        assert_eq!(
+            TokenError::invalid("bad aud").to_string(),
+            "invalid token: bad aud"
+        );
+        assert_eq!(
+            TokenError::unavailable("JWKS down").to_string(),
+            "token validation unavailable: JWKS down"
+        );
     }
 
     #[test]
