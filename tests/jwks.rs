@@ -82,7 +82,31 @@ async fn unknown_kid_refreshes_at_most_once_per_interval() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(validator.validate(&token(&unknown)).await.is_err());
     assert_eq!(jwks.fetches.load(Ordering::SeqCst), 3);
+    // A known kid never refetches, even when the interval would allow it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    validator.validate(&token(&new)).await.unwrap();
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 3);
     jwks.task.abort();
+}
+
+#[tokio::test]
+async fn the_validator_bounds_token_size_itself() {
+    let issuer = TestIssuer::new();
+    let validator = JwtValidator::builder()
+        .jwks_json(&issuer.jwks_json())
+        .build()
+        .unwrap();
+    let too_large = "A".repeat(tower_dpop::token::jwt::MAX_TOKEN_LEN + 1);
+    assert_eq!(
+        validator.validate(&too_large).await.unwrap_err(),
+        TokenError::invalid("access token is too large")
+    );
+    let fits = "A".repeat(tower_dpop::token::jwt::MAX_TOKEN_LEN);
+    assert_eq!(
+        validator.validate(&fits).await.unwrap_err(),
+        TokenError::invalid("access token is not a signed JWT")
+    );
+    assert_eq!(tower_dpop::token::jwt::MAX_TOKEN_LEN, 16 * 1024);
 }
 
 #[tokio::test]
