@@ -129,3 +129,55 @@ async fn failed_refresh_keeps_the_old_keys_and_no_keys_fails_closed() {
     assert!(matches!(err, TokenError::Unavailable(_)), "{err:?}");
     jwks.task.abort();
 }
+
+/// An access token signed with `alg` by `key`, and the JWKS that publishes `key` as `kid` `k1`.
+fn token_and_jwks(
+    alg: tower_dpop::Algorithm,
+    key: &tower_dpop::testing::ClientKey,
+) -> (String, String) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let name = if alg == tower_dpop::Algorithm::Ed25519 {
+        "EdDSA"
+    } else {
+        alg.as_str()
+    };
+    let header = serde_json::json!({"typ": "at+jwt", "alg": name, "kid": "k1"});
+    let claims = serde_json::json!({"sub": "alice", "exp": unix_now() + 600, "cnf": {"jkt": "x"}});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = URL_SAFE_NO_PAD.encode(key.sign_raw(input.as_bytes()));
+    let mut jwk = key.public_jwk().clone();
+    jwk["kid"] = serde_json::json!("k1");
+    jwk["alg"] = serde_json::json!(name);
+    (
+        format!("{input}.{signature}"),
+        serde_json::json!({"keys": [jwk]}).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn tokens_signed_with_every_supported_algorithm_validate() {
+    use tower_dpop::Algorithm::*;
+    for alg in [
+        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA,
+    ] {
+        let key = tower_dpop::testing::ClientKey::generate(alg);
+        let (token, jwks) = token_and_jwks(alg, &key);
+        let validator = JwtValidator::builder().jwks_json(&jwks).build().unwrap();
+        let access = validator
+            .validate(&token)
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(access.subject(), Some("alice"), "{alg}");
+        // The same token with one byte of its signature changed is refused.
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(validator.validate(&tampered).await.is_err(), "{alg}");
+    }
+}
