@@ -107,6 +107,23 @@ async fn the_validator_bounds_token_size_itself() {
         TokenError::invalid("access token is not a signed JWT")
     );
     assert_eq!(tower_dpop::token::jwt::MAX_TOKEN_LEN, 16 * 1024);
+    // Three non-empty parts, or it is not a JWS (whatever the parts would decode to).
+    let real = issuer.token_for("x", unix_now() + 600);
+    let parts: Vec<&str> = real.split('.').collect();
+    for bad in [
+        format!(".{}.{}", parts[1], parts[2]),
+        format!("{}..{}", parts[0], parts[2]),
+        format!("{}.{}.", parts[0], parts[1]),
+        format!("{}.{}", parts[0], parts[1]),
+        format!("{real}.{}", parts[2]),
+    ] {
+        assert_eq!(
+            validator.validate(&bad).await.unwrap_err(),
+            TokenError::invalid("access token is not a signed JWT"),
+            "{bad}"
+        );
+    }
+    assert!(validator.validate(&real).await.is_ok());
 }
 
 #[tokio::test]
