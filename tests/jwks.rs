@@ -198,3 +198,81 @@ async fn tokens_signed_with_every_supported_algorithm_validate() {
         assert!(validator.validate(&tampered).await.is_err(), "{alg}");
     }
 }
+
+/// A token with this JOSE header and these claims, signed by `key` (ES256), and its JWKS.
+fn signed(
+    key: &tower_dpop::testing::ClientKey,
+    header: serde_json::Value,
+    claims: serde_json::Value,
+) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign_raw(input.as_bytes()))
+    )
+}
+
+#[tokio::test]
+async fn typ_audience_and_key_set_forms() {
+    use serde_json::json;
+    let key = tower_dpop::testing::ClientKey::generate(tower_dpop::Algorithm::ES256);
+    let (_, jwks) = token_and_jwks(tower_dpop::Algorithm::ES256, &key);
+    let claims = json!({"sub": "alice", "aud": "https://api.example.com"});
+    let lax = JwtValidator::builder().jwks_json(&jwks).build().unwrap();
+    let strict = JwtValidator::builder()
+        .jwks_json(&jwks)
+        .require_at_jwt_typ(true)
+        .build()
+        .unwrap();
+    let typ_error = TokenError::invalid("access token typ is not at+jwt");
+    for (typ, lax_ok, strict_ok) in [
+        (Some("at+jwt"), true, true),
+        (Some("application/at+JWT"), true, true),
+        (Some("JWT"), true, false),
+        (None, true, false),
+        (Some("dpop+jwt"), false, false),
+    ] {
+        let mut header = json!({"alg": "ES256", "kid": "k1"});
+        if let Some(typ) = typ {
+            header["typ"] = json!(typ);
+        }
+        let token = signed(&key, header, claims.clone());
+        for (validator, ok) in [(&lax, lax_ok), (&strict, strict_ok)] {
+            let got = validator.validate(&token).await;
+            if ok {
+                assert!(got.is_ok(), "{typ:?}: {got:?}");
+            } else {
+                assert_eq!(got.unwrap_err(), typ_error, "{typ:?}");
+            }
+        }
+    }
+
+    // An `aud` array must contain the audience; other members do not count.
+    let with_aud = JwtValidator::builder()
+        .jwks_json(&jwks)
+        .audience("https://api.example.com")
+        .build()
+        .unwrap();
+    let header = json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt"});
+    for (aud, ok) in [
+        (json!(["x", "https://api.example.com"]), true),
+        (json!(["x", "y"]), false),
+        (json!([]), false),
+        (json!(7), false),
+    ] {
+        let token = signed(&key, header.clone(), json!({"aud": aud}));
+        assert_eq!(with_aud.validate(&token).await.is_ok(), ok, "{aud}");
+    }
+
+    // The key set can be given parsed as well as as JSON.
+    let set = josekit::jwk::JwkSet::from_bytes(jwks.as_bytes()).unwrap();
+    let parsed = JwtValidator::builder().jwks(set).build().unwrap();
+    let token = signed(&key, header, claims);
+    assert!(parsed.validate(&token).await.is_ok());
+}
