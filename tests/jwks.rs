@@ -276,3 +276,48 @@ async fn typ_audience_and_key_set_forms() {
     let token = signed(&key, header, claims);
     assert!(parsed.validate(&token).await.is_ok());
 }
+
+#[tokio::test]
+async fn algorithm_allow_list_and_key_set_max_age() {
+    let issuer = TestIssuer::new(); // signs ES256
+    let rsa_only = JwtValidator::builder()
+        .jwks_json(&issuer.jwks_json())
+        .algorithms(["RS256", "PS256"])
+        .build()
+        .unwrap();
+    assert_eq!(
+        rsa_only.validate(&token(&issuer)).await.unwrap_err(),
+        TokenError::invalid("access token alg is not accepted")
+    );
+    let es = JwtValidator::builder()
+        .jwks_json(&issuer.jwks_json())
+        .algorithms(["ES256"])
+        .build()
+        .unwrap();
+    assert!(es.validate(&token(&issuer)).await.is_ok());
+    for bad in [vec![], vec!["HS256"], vec!["none"], vec!["XX1"]] {
+        assert!(
+            JwtValidator::builder()
+                .jwks_json(&issuer.jwks_json())
+                .algorithms(bad.clone())
+                .build()
+                .is_err(),
+            "{bad:?}"
+        );
+    }
+
+    // The key set is fetched again once it is older than jwks_max_age, even for a known kid.
+    let jwks = serve(issuer.jwks_json()).await;
+    let validator = JwtValidator::builder()
+        .jwks_url(&jwks.url)
+        .jwks_max_age(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    validator.validate(&token(&issuer)).await.unwrap();
+    validator.validate(&token(&issuer)).await.unwrap();
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    validator.validate(&token(&issuer)).await.unwrap();
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+    jwks.task.abort();
+}
