@@ -1210,3 +1210,57 @@ async fn access_token_typ_and_crit_are_checked() {
         );
     }
 }
+
+/// Ed448 (RFC 8037, `alg` EdDSA, `crv` Ed448) through OpenSSL: no helper in `testing` makes
+/// Ed448 keys, so the proof is assembled and signed here with OpenSSL directly.
+#[tokio::test]
+async fn ed448_proofs_verify_and_tampered_ones_do_not() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+
+    let key = PKey::generate_ed448().unwrap();
+    let x = URL_SAFE_NO_PAD.encode(key.raw_public_key().unwrap());
+    let jwk = json!({"kty": "OKP", "crv": "Ed448", "x": x});
+    let jkt = tower_dpop::thumbprint::jwk_thumbprint(&jwk.to_string()).unwrap();
+    let f = Fixture::new();
+    let token = f.issuer.token_for(&jkt, T0 + 3600);
+    let sign = |alg: &str, jti: &str| {
+        let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
+        let claims = json!({"jti": jti, "htm": "GET", "htu": URL, "iat": T0,
+            "ath": tower_dpop::testing::ath(&token)});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut signer = Signer::new_without_digest(&key).unwrap();
+        let sig = signer.sign_oneshot_to_vec(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    };
+    assert_eq!(
+        f.send(Method::GET, "/api/me", &token, &sign("EdDSA", "a"))
+            .await,
+        Ok(())
+    );
+    let mut tampered = sign("EdDSA", "b").into_bytes();
+    let i = tampered.len() - 3;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        f.send(
+            Method::GET,
+            "/api/me",
+            &token,
+            std::str::from_utf8(&tampered).unwrap()
+        )
+        .await,
+        proof_err("proof signature is invalid")
+    );
+    // The fully-specified `Ed25519` name does not fit an Ed448 key.
+    assert_eq!(
+        f.send(Method::GET, "/api/me", &token, &sign("Ed25519", "c"))
+            .await,
+        proof_err("proof alg does not match the jwk key type or curve")
+    );
+}
