@@ -296,6 +296,23 @@ mod tests {
     }
 
     #[test]
+    fn base64url_lengths_that_cannot_be_are_refused() {
+        // 4k + 1 characters is not a base64 length, even where the byte count would fit.
+        for len in [341, 342, 343, 344, 345] {
+            let json = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, "A".repeat(len));
+            let expected = len % 4 != 1;
+            assert_eq!(parse(&json).is_ok(), expected, "n of {len} characters");
+        }
+        assert_eq!(
+            check_b64(&"A".repeat(345), 1, 1000),
+            Err("jwk member is not base64url of the right length")
+        );
+        assert_eq!(check_b64(&"A".repeat(344), 258, 258), Ok(()));
+        assert_eq!(check_b64(&"A".repeat(343), 257, 257), Ok(()));
+        assert_eq!(check_b64(&"A".repeat(342), 256, 256), Ok(()));
+    }
+
+    #[test]
     fn okp_fits_eddsa_and_ed25519_only_for_ed25519() {
         let ed = parse(
             r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
