@@ -3,7 +3,7 @@
 //! A replay store is a set with expiry, not a cache: an entry dropped before its proof
 //! expires is a replay let through. So this store does not evict; it refuses when full. It is
 //! a sharded hash set of 128-bit keys, each with its expiry time, swept by time instead
-//! of tracked per entry: about 50 bytes per live entry at a million entries and one short lock
+//! of tracked per entry: about 54 bytes per live entry at a million entries and one short lock
 //! per insert (numbers in `docs/performance.md`). moka, which this crate uses for its key and
 //! token caches, keeps an access-order node, a timer-wheel node and an `Arc`'d key per entry
 //! (about 380 bytes) to decide what to evict, which a replay set must never do.
@@ -86,7 +86,7 @@ impl Shard {
 /// An in-memory replay store for one instance.
 ///
 /// Entries are keyed by the first 128 bits of the [`ReplayKey`] and live until their proof
-/// can no longer be accepted (rounded up to the next second). The store holds at most
+/// can no longer be accepted (rounded up to the next millisecond). The store holds at most
 /// `capacity` entries: when it is full it sweeps expired entries (at most once a second), and
 /// if it is still full it refuses ([`ReplayError::Full`], which the layer answers with 503). It
 /// never drops a live entry, because a dropped entry is a replay let through.
