@@ -74,11 +74,13 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             // Behind `Router::nest` the URI is stripped of its prefix: use the original one.
-            let path = parts
+            // A `Uri` clone shares its bytes (no allocation) and outlives the borrow of the
+            // extensions, which get the verified request below.
+            let uri = parts
                 .extensions
                 .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| parts.uri.path(), |o| o.0.path())
-                .to_owned();
+                .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+            let path = uri.path();
             let forwarded = if config.trusted_proxies.is_empty() {
                 None
             } else {
@@ -104,7 +106,7 @@ where
                 authenticate_from(
                     &config,
                     &parts.method,
-                    &path,
+                    path,
                     &parts.headers,
                     forwarded.as_ref(),
                 ),
@@ -152,11 +154,11 @@ where
                 }
                 Err(error) => {
                     config.counters.rejected(&error);
-                    log_rejection(&error, &parts.method, &path, &span);
+                    log_rejection(&error, &parts.method, path, &span);
                     let nonce = matches!(error, Error::UseNonce(_))
                         || (error.status() == http::StatusCode::UNAUTHORIZED
                             && config
-                                .nonce_required(&parts.method, &path, &parts.headers)
+                                .nonce_required(&parts.method, path, &parts.headers)
                                 .is_some());
                     let mut response = super::response::rejection(error, &config);
                     if nonce {
