@@ -12,9 +12,9 @@
 //! the default memory replay store. `--toggle-collect` counts only the pipeline, so the
 //! profile reads as: the signature's share, and everything else.
 
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use tower_dpop::clock::ManualClock;
-use tower_dpop::testing::{ClientKey, TestIssuer};
+use tower_dpop::testing::{dpop_headers, ClientKey, TestIssuer};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{Algorithm, DpopLayer};
 
@@ -33,7 +33,6 @@ fn main() {
     let issuer = TestIssuer::new();
     let client = ClientKey::generate(alg);
     let token = issuer.token_for(client.jkt(), T0 + 3600);
-    let authorization = HeaderValue::from_str(&format!("DPoP {token}")).expect("token");
     let pool: Vec<HeaderMap> = (0..n)
         .map(|_| {
             let proof = client
@@ -41,10 +40,7 @@ fn main() {
                 .access_token(&token)
                 .iat(T0)
                 .sign();
-            let mut h = HeaderMap::new();
-            h.insert("authorization", authorization.clone());
-            h.insert("dpop", HeaderValue::from_str(&proof).expect("proof"));
-            h
+            dpop_headers(&token, &proof)
         })
         .collect();
     let layer = DpopLayer::builder()

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, Method};
 use tower_dpop::bench_support;
 use tower_dpop::clock::ManualClock;
 use tower_dpop::replay::{MemoryReplayStore, ReplayError, ReplayKey, ReplayStore, Seen};
@@ -91,15 +91,7 @@ impl Case {
             .collect();
         let pool = proofs
             .iter()
-            .map(|p| {
-                let mut h = HeaderMap::new();
-                h.insert(
-                    "authorization",
-                    HeaderValue::from_str(&format!("DPoP {token}")).unwrap(),
-                );
-                h.insert("dpop", HeaderValue::from_str(p).unwrap());
-                h
-            })
+            .map(|p| tower_dpop::testing::dpop_headers(&token, p))
             .collect();
         Self {
             alg,

@@ -43,6 +43,25 @@ pub fn ath(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The request headers of a DPoP request: `Authorization: DPoP <token>` and `DPoP: <proof>`,
+/// e.g. for [`DpopLayer::verify`](crate::DpopLayer::verify).
+///
+/// # Panics
+/// If `token` or `proof` is not a valid header value (they are test inputs).
+#[must_use]
+pub fn dpop_headers(token: &str, proof: &str) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_str(&format!("DPoP {token}")).expect("token is a header value"),
+    );
+    headers.insert(
+        &crate::verify::DPOP,
+        http::HeaderValue::from_str(proof).expect("proof is a header value"),
+    );
+    headers
+}
+
 /// Seconds since the Unix epoch, from the system clock.
 #[must_use]
 pub fn unix_now() -> u64 {

@@ -424,23 +424,12 @@ async fn bearer(config: &DpopConfig, token: &str) -> Result<BearerRequest, Error
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::testing::{ClientKey, TestIssuer};
+    use crate::testing::{dpop_headers, ClientKey, TestIssuer};
     use crate::token::jwt::JwtValidator;
     use crate::DpopLayer;
-    use http::HeaderValue;
 
     const T0: u64 = 1_800_000_000;
     const URL: &str = "https://api.example.com/r";
-
-    fn request(token: &str, proof: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            AUTHORIZATION,
-            HeaderValue::from_str(&format!("DPoP {token}")).unwrap(),
-        );
-        h.insert(&DPOP, HeaderValue::from_str(proof).unwrap());
-        h
-    }
 
     #[tokio::test]
     async fn a_key_is_remembered_only_once_a_proof_signed_with_it_verified() {
@@ -467,20 +456,20 @@ mod tests {
         let (input, _) = good.rsplit_once('.').unwrap();
         let (_, signature) = other.rsplit_once('.').unwrap();
         let forged = format!("{input}.{signature}");
-        let r = verify_request(config, &Method::GET, "/r", &request(&token, &forged)).await;
+        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
         assert_eq!(
             r.unwrap_err(),
             Error::InvalidProof("proof signature is invalid")
         );
         assert!(config.keys.get(&jwk, Algorithm::ES256).is_none());
 
-        let r = verify_request(config, &Method::GET, "/r", &request(&token, &good)).await;
+        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &good)).await;
         assert!(r.is_ok(), "{r:?}");
         let known = config.keys.get(&jwk, Algorithm::ES256).expect("remembered");
         assert_eq!(known.thumbprint.to_base64url(), client.jkt());
 
         // The cached key still checks every signature.
-        let r = verify_request(config, &Method::GET, "/r", &request(&token, &forged)).await;
+        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
         assert_eq!(
             r.unwrap_err(),
             Error::InvalidProof("proof signature is invalid")

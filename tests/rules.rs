@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use serde_json::json;
 use tower_dpop::clock::ManualClock;
 use tower_dpop::replay::{ReplayError, ReplayKey, ReplayStore, Seen};
-use tower_dpop::testing::{random_id, ClientKey, TestIssuer};
+use tower_dpop::testing::{dpop_headers, random_id, ClientKey, TestIssuer};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
 use tower_dpop::{Algorithm, DpopLayer, DpopLayerBuilder, Error};
@@ -84,16 +84,6 @@ impl Fixture {
     async fn get(&self, proof: &str) -> Result<(), Error> {
         self.send(Method::GET, "/api/me", &self.token, proof).await
     }
-}
-
-fn dpop_headers(token: &str, proof: &str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        "authorization",
-        HeaderValue::from_str(&format!("DPoP {token}")).unwrap(),
-    );
-    h.insert("dpop", HeaderValue::from_str(proof).unwrap());
-    h
 }
 
 fn proof_err(reason: &'static str) -> Result<(), Error> {
