@@ -152,8 +152,6 @@ fn token_and_jwks(
     alg: tower_dpop::Algorithm,
     key: &tower_dpop::testing::ClientKey,
 ) -> (String, String) {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
     let name = if alg == tower_dpop::Algorithm::Ed25519 {
         "EdDSA"
     } else {
@@ -161,17 +159,11 @@ fn token_and_jwks(
     };
     let header = serde_json::json!({"typ": "at+jwt", "alg": name, "kid": "k1"});
     let claims = serde_json::json!({"sub": "alice", "exp": unix_now() + 600, "cnf": {"jkt": "x"}});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = URL_SAFE_NO_PAD.encode(key.sign_raw(input.as_bytes()));
     let mut jwk = key.public_jwk().clone();
     jwk["kid"] = serde_json::json!("k1");
     jwk["alg"] = serde_json::json!(name);
     (
-        format!("{input}.{signature}"),
+        signed(key, header, claims),
         serde_json::json!({"keys": [jwk]}).to_string(),
     )
 }
@@ -199,7 +191,7 @@ async fn tokens_signed_with_every_supported_algorithm_validate() {
     }
 }
 
-/// A token with this JOSE header and these claims, signed by `key` (ES256), and its JWKS.
+/// A compact JWS of this JOSE header and these claims, signed by `key` (with its own algorithm).
 fn signed(
     key: &tower_dpop::testing::ClientKey,
     header: serde_json::Value,

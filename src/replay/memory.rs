@@ -429,11 +429,16 @@ mod tests {
         assert_ne!(hash(b"abc"), 0);
     }
 
-    /// A key in shard 0 (the shard comes from the top bits of the second word).
-    fn key_in_shard_0(i: u32) -> ReplayKey {
+    /// Key `i` of shard `shard` (< 32; the shard is `(second word >> 58) % 32`).
+    fn key_in_shard(shard: u8, i: u32) -> ReplayKey {
         let mut b = [0u8; 32];
         b[..4].copy_from_slice(&i.to_le_bytes());
+        b[15] = shard << 2;
         ReplayKey(b)
+    }
+
+    fn key_in_shard_0(i: u32) -> ReplayKey {
+        key_in_shard(0, i)
     }
 
     #[test]
@@ -480,12 +485,7 @@ mod tests {
 
     #[test]
     fn a_full_store_sweeps_the_other_shards_too() {
-        let in_shard_1 = |i: u32| {
-            let mut b = [0u8; 32];
-            b[..4].copy_from_slice(&i.to_le_bytes());
-            b[15] = 1 << 2; // (second word >> 58) % 32 == 1
-            ReplayKey(b)
-        };
+        let in_shard_1 = |i: u32| key_in_shard(1, i);
         let store = MemoryReplayStore::new(2);
         let inner = &store.inner;
         let ttl = Duration::from_millis(100);
@@ -583,12 +583,7 @@ mod tests {
     #[test]
     fn a_growing_shard_sweeps_its_expired_entries_first() {
         let store = MemoryReplayStore::new(1_000_000);
-        let key = |i: u32| {
-            let mut b = [0u8; 32];
-            b[..4].copy_from_slice(&i.to_le_bytes());
-            // All in one shard (the shard comes from the top bits of the second word).
-            ReplayKey(b)
-        };
+        let key = key_in_shard_0; // all in one shard
         let n = 20_000;
         for i in 0..n {
             assert_eq!(
