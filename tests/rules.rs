@@ -86,6 +86,14 @@ impl Fixture {
     }
 }
 
+/// base64url of a JSON value's text, for hand-made JWS parts.
+fn b64(v: serde_json::Value) -> String {
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        v.to_string(),
+    )
+}
+
 fn proof_err(reason: &'static str) -> Result<(), Error> {
     Err(Error::InvalidProof(reason))
 }
@@ -768,12 +776,6 @@ async fn token_validity() {
 #[tokio::test]
 async fn token_with_unsigned_or_mac_alg_is_refused() {
     let f = Fixture::new();
-    let b64 = |v: serde_json::Value| {
-        base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            v.to_string(),
-        )
-    };
     let claims = json!({"iss": f.issuer.issuer(), "aud": "https://api.example.com", "cnf": {"jkt": f.client.jkt()}, "exp": T0 + 60});
     for alg in ["none", "HS256"] {
         let token = format!(
@@ -1196,12 +1198,6 @@ async fn rsa_modulus_must_have_2048_to_4096_bits() {
 #[tokio::test]
 async fn access_token_typ_and_crit_are_checked() {
     let f = Fixture::new();
-    let b64 = |v: serde_json::Value| {
-        base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            v.to_string(),
-        )
-    };
     let claims = json!({"iss": f.issuer.issuer(), "aud": "https://api.example.com", "cnf": {"jkt": f.client.jkt()}, "exp": T0 + 60});
     let cases = [
         (
