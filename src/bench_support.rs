@@ -58,12 +58,12 @@ impl Tokens {
         Self(TokenCache::new(10_000, Duration::from_secs(300)))
     }
 
-    pub fn insert(&self, hash: [u8; 32], token: AccessToken, now: u64) {
-        self.0.insert(hash, Arc::new(token), now);
+    pub fn insert(&self, text: &str, hash: [u8; 32], token: AccessToken, now: u64) {
+        self.0.insert(text, hash, Arc::new(token), now);
     }
 
-    pub fn get(&self, hash: &[u8; 32]) -> Option<Arc<AccessToken>> {
-        self.0.get(hash)
+    pub fn get(&self, text: &str) -> Option<(Arc<AccessToken>, [u8; 32])> {
+        self.0.get(text)
     }
 }
 

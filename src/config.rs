@@ -147,8 +147,8 @@ impl DpopConfig {
 /// | [`max_proof_size`](Self::max_proof_size) | 8 KiB | checked before any decoding |
 /// | [`max_token_size`](Self::max_token_size) | 16 KiB | checked before any decoding |
 /// | [`replay_store`](Self::replay_store) | [`MemoryReplayStore`], 1 M entries | one instance; use a shared store for a fleet |
-/// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by `jwk` text |
-/// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by SHA-256, until `exp` |
+/// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by the proof header's text |
+/// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by their text, until `exp` |
 /// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
 /// | [`clock`](Self::clock) | [`SystemClock`] | inject a [`ManualClock`](crate::clock::ManualClock) in tests |
 /// | [`nonce_policy`](Self::nonce_policy) | [`NoncePolicy::Off`] | nonces cost clients a round trip; turn them on to bound proofs by the server's clock |

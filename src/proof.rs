@@ -37,48 +37,89 @@ pub struct ProofClaims {
     pub nonce: Option<String>,
 }
 
-/// A proof split into its parts and base64url-decoded, not yet parsed.
+/// Largest signature of any accepted algorithm, in bytes (RSA with a 4096-bit modulus).
+pub(crate) const MAX_SIGNATURE_LEN: usize = crate::jwk::MAX_RSA_BITS / 8;
+
+/// A proof split into its three base64url parts, not yet decoded: the header is decoded only
+/// when the key cache does not know its exact text.
 #[derive(Debug)]
-pub(crate) struct DecodedProof<'p> {
+pub(crate) struct ProofParts<'p> {
+    /// The header, base64url as sent (the key cache's key).
+    pub(crate) header: &'p [u8],
+    payload: &'p [u8],
+    signature: &'p [u8],
     /// `header.payload`, the bytes the signature covers.
-    pub(crate) signing_input: &'p str,
-    header_json: Vec<u8>,
-    claims_json: Vec<u8>,
-    pub(crate) signature: Vec<u8>,
+    pub(crate) signing_input: &'p [u8],
+}
+
+/// A decoded signature, on the stack.
+pub(crate) struct Signature {
+    bytes: [u8; MAX_SIGNATURE_LEN],
+    len: usize,
+}
+
+impl Signature {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
 }
 
 /// A reason for `invalid_dpop_proof`.
 pub(crate) type ProofError = &'static str;
 
-/// Splits a compact JWS into three base64url parts and decodes them.
-pub(crate) fn decode(proof: &str) -> Result<DecodedProof<'_>, ProofError> {
-    let mut parts = proof.split('.');
-    let (Some(h), Some(p), Some(s), None) =
+const NOT_COMPACT: ProofError = "proof is not a compact JWS with three parts";
+
+/// Splits a compact JWS into its three non-empty parts.
+pub(crate) fn split(proof: &[u8]) -> Result<ProofParts<'_>, ProofError> {
+    let mut parts = proof.split(|&b| b == b'.');
+    let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("proof is not a compact JWS with three parts");
+        return Err(NOT_COMPACT);
     };
-    if h.is_empty() || p.is_empty() || s.is_empty() {
-        return Err("proof is not a compact JWS with three parts");
+    if header.is_empty() || payload.is_empty() || signature.is_empty() {
+        return Err(NOT_COMPACT);
     }
     let signing_input = proof
-        .get(..h.len() + 1 + p.len())
-        .ok_or("proof is not a compact JWS with three parts")?;
-    let header_json = URL_SAFE_NO_PAD
-        .decode(h)
-        .map_err(|_| "proof header is not base64url")?;
-    let claims_json = URL_SAFE_NO_PAD
-        .decode(p)
-        .map_err(|_| "proof payload is not base64url")?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| "proof signature is not base64url")?;
-    Ok(DecodedProof {
-        signing_input,
-        header_json,
-        claims_json,
+        .get(..header.len() + 1 + payload.len())
+        .ok_or(NOT_COMPACT)?;
+    Ok(ProofParts {
+        header,
+        payload,
         signature,
+        signing_input,
     })
+}
+
+impl ProofParts<'_> {
+    /// The header's JSON bytes.
+    pub(crate) fn decode_header(&self) -> Result<Vec<u8>, ProofError> {
+        URL_SAFE_NO_PAD
+            .decode(self.header)
+            .map_err(|_| "proof header is not base64url")
+    }
+
+    /// The payload's JSON bytes.
+    pub(crate) fn decode_payload(&self) -> Result<Vec<u8>, ProofError> {
+        URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| "proof payload is not base64url")
+    }
+
+    /// The signature bytes; longer than any accepted algorithm's is refused.
+    pub(crate) fn decode_signature(&self) -> Result<Signature, ProofError> {
+        let mut sig = Signature {
+            bytes: [0; MAX_SIGNATURE_LEN],
+            len: 0,
+        };
+        sig.len = URL_SAFE_NO_PAD
+            .decode_slice(self.signature, &mut sig.bytes)
+            .map_err(|e| match e {
+                base64::DecodeSliceError::OutputSliceTooSmall => "proof signature is too long",
+                base64::DecodeSliceError::DecodeError(_) => "proof signature is not base64url",
+            })?;
+        Ok(sig)
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,8 +128,7 @@ struct RawHeader<'a> {
     typ: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     alg: Option<Cow<'a, str>>,
-    /// Kept as raw JSON text: the key cache is keyed by it, so a returning key is neither
-    /// parsed nor hashed into a thumbprint again (see [`parse_jwk`] for the first time).
+    /// Kept as raw JSON text, parsed by [`parse_jwk`] without copying it.
     #[serde(borrow, default)]
     jwk: Option<&'a RawValue>,
     #[serde(default)]
@@ -154,55 +194,56 @@ impl Claims<'_> {
     }
 }
 
-impl DecodedProof<'_> {
-    /// Parses and checks the JOSE header: `typ`, `alg` (allow-listed, never `none` or MAC),
-    /// a `jwk` member (checked by [`parse_jwk`] unless the key cache knows it), no `crit`.
-    pub(crate) fn header(&self, allowed: &[Algorithm]) -> Result<ProofHeader<'_>, ProofError> {
-        let raw: RawHeader<'_> = serde_json::from_slice(&self.header_json)
-            .map_err(|_| "proof header is not a JSON object of the expected form")?;
-        match raw.typ.as_deref() {
-            Some("dpop+jwt") => {}
-            Some(_) => return Err("proof typ is not dpop+jwt"),
-            None => return Err("proof header has no typ"),
-        }
-        let alg = raw.alg.ok_or("proof header has no alg")?;
-        let alg = Algorithm::from_name(&alg)
-            .filter(|a| allowed.contains(a))
-            .ok_or("proof alg is not an accepted asymmetric algorithm")?;
-        if raw.crit.is_some() {
-            return Err("proof header has crit, and no extension is understood");
-        }
-        let jwk = raw.jwk.ok_or("proof header has no jwk")?.get();
-        Ok(ProofHeader { alg, jwk })
+/// Parses and checks the JOSE header: `typ`, `alg` (allow-listed, never `none` or MAC), a
+/// `jwk` member (checked by [`parse_jwk`]), no `crit`.
+pub(crate) fn parse_header<'h>(
+    json: &'h [u8],
+    allowed: &[Algorithm],
+) -> Result<ProofHeader<'h>, ProofError> {
+    let raw: RawHeader<'_> = serde_json::from_slice(json)
+        .map_err(|_| "proof header is not a JSON object of the expected form")?;
+    match raw.typ.as_deref() {
+        Some("dpop+jwt") => {}
+        Some(_) => return Err("proof typ is not dpop+jwt"),
+        None => return Err("proof header has no typ"),
     }
+    let alg = raw.alg.ok_or("proof header has no alg")?;
+    let alg = Algorithm::from_name(&alg)
+        .filter(|a| allowed.contains(a))
+        .ok_or("proof alg is not an accepted asymmetric algorithm")?;
+    if raw.crit.is_some() {
+        return Err("proof header has crit, and no extension is understood");
+    }
+    let jwk = raw.jwk.ok_or("proof header has no jwk")?.get();
+    Ok(ProofHeader { alg, jwk })
+}
 
-    /// Parses the claims and checks that every required claim is present and well typed.
-    pub(crate) fn claims(&self) -> Result<Claims<'_>, ProofError> {
-        let raw: RawClaims<'_> = serde_json::from_slice(&self.claims_json)
-            .map_err(|_| "proof claims are not a JSON object with claims of the right types")?;
-        let jti = raw.jti.ok_or("proof has no jti")?;
-        if jti.is_empty() || jti.len() > MAX_JTI_LEN {
-            return Err("proof jti is empty or too long");
-        }
-        let htm = raw.htm.ok_or("proof has no htm")?;
-        let htu = raw.htu.ok_or("proof has no htu")?;
-        let iat = raw.iat.ok_or("proof has no iat")?;
-        if !(0.0..9.0e15).contains(&iat) {
-            return Err("proof iat is out of range");
-        }
-        // NumericDate may carry a fraction; whole seconds are enough for the window.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let iat = iat.floor() as u64;
-        let ath = raw.ath.ok_or("proof has no ath")?;
-        Ok(Claims {
-            jti,
-            htm,
-            htu,
-            iat,
-            ath,
-            nonce: raw.nonce,
-        })
+/// Parses the claims and checks that every required claim is present and well typed.
+pub(crate) fn parse_claims(json: &[u8]) -> Result<Claims<'_>, ProofError> {
+    let raw: RawClaims<'_> = serde_json::from_slice(json)
+        .map_err(|_| "proof claims are not a JSON object with claims of the right types")?;
+    let jti = raw.jti.ok_or("proof has no jti")?;
+    if jti.is_empty() || jti.len() > MAX_JTI_LEN {
+        return Err("proof jti is empty or too long");
     }
+    let htm = raw.htm.ok_or("proof has no htm")?;
+    let htu = raw.htu.ok_or("proof has no htu")?;
+    let iat = raw.iat.ok_or("proof has no iat")?;
+    if !(0.0..9.0e15).contains(&iat) {
+        return Err("proof iat is out of range");
+    }
+    // NumericDate may carry a fraction; whole seconds are enough for the window.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let iat = iat.floor() as u64;
+    let ath = raw.ath.ok_or("proof has no ath")?;
+    Ok(Claims {
+        jti,
+        htm,
+        htu,
+        iat,
+        ath,
+        nonce: raw.nonce,
+    })
 }
 
 #[cfg(test)]
@@ -222,8 +263,8 @@ mod tests {
 
     fn header_err(header: &str) -> ProofError {
         let p = proof(header, CLAIMS);
-        let d = decode(&p).unwrap();
-        match d.header(&Algorithm::DEFAULT) {
+        let json = split(p.as_bytes()).unwrap().decode_header().unwrap();
+        match parse_header(&json, &Algorithm::DEFAULT) {
             Err(e) => e,
             Ok(h) => parse_jwk(h.jwk, h.alg).unwrap_err(),
         }
@@ -232,25 +273,47 @@ mod tests {
     fn claims_err(claims: &str) -> ProofError {
         let h = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{JWK}}}"#);
         let p = proof(&h, claims);
-        decode(&p).unwrap().claims().unwrap_err()
+        let json = split(p.as_bytes()).unwrap().decode_payload().unwrap();
+        parse_claims(&json).unwrap_err()
     }
 
     #[test]
     fn structure() {
         for bad in ["", "a.b", "a.b.c.d", "..", "a..c", "a.b.", ".b.c", "a.b.c."] {
-            assert!(decode(bad).is_err(), "{bad:?}");
+            assert_eq!(split(bad.as_bytes()).unwrap_err(), NOT_COMPACT, "{bad:?}");
         }
+        let p = split(b"a!.YQ==.Y-_w").unwrap();
         assert_eq!(
-            decode("a!.YQ.YQ").unwrap_err(),
+            p.decode_header().unwrap_err(),
             "proof header is not base64url"
         );
         assert_eq!(
-            decode("YQ.YQ==.YQ").unwrap_err(),
+            p.decode_payload().unwrap_err(),
             "proof payload is not base64url"
         );
-        let d = decode("YQ.Yg.Yw").unwrap();
-        assert_eq!(d.signing_input, "YQ.Yg");
-        assert_eq!(d.signature, b"c");
+        assert_eq!(p.decode_signature().unwrap().as_bytes(), [0x63, 0xef, 0xf0]);
+        let p = split(b"YQ.Yg.Yw=").unwrap();
+        assert_eq!(p.decode_header().unwrap(), b"a");
+        assert_eq!(p.decode_payload().unwrap(), b"b");
+        assert_eq!(p.signing_input, b"YQ.Yg");
+        assert_eq!(p.header, b"YQ");
+        assert_eq!(
+            p.decode_signature().err(),
+            Some("proof signature is not base64url")
+        );
+    }
+
+    /// A signature of the largest accepted size decodes; one byte more is refused.
+    #[test]
+    fn signature_size_bound() {
+        let max = format!("e.p.{}", b64(&"s".repeat(MAX_SIGNATURE_LEN)));
+        let sig = split(max.as_bytes()).unwrap().decode_signature().unwrap();
+        assert_eq!(sig.as_bytes(), "s".repeat(MAX_SIGNATURE_LEN).as_bytes());
+        let over = format!("e.p.{}", b64(&"s".repeat(MAX_SIGNATURE_LEN + 1)));
+        assert_eq!(
+            split(over.as_bytes()).unwrap().decode_signature().err(),
+            Some("proof signature is too long")
+        );
     }
 
     #[test]
@@ -329,10 +392,13 @@ mod tests {
         }
         let ok = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{JWK},"kid":"ignored"}}"#);
         let p = proof(&ok, CLAIMS);
-        let d = decode(&p).unwrap();
-        assert_eq!(d.header(&Algorithm::DEFAULT).unwrap().alg, Algorithm::ES256);
+        let json = split(p.as_bytes()).unwrap().decode_header().unwrap();
+        assert_eq!(
+            parse_header(&json, &Algorithm::DEFAULT).unwrap().alg,
+            Algorithm::ES256
+        );
         assert!(
-            d.header(&[Algorithm::EdDSA]).is_err(),
+            parse_header(&json, &[Algorithm::EdDSA]).is_err(),
             "allow-list is honoured"
         );
     }

@@ -156,7 +156,7 @@ fn credentials(
 }
 
 /// The single `DPoP` header, size-checked before anything else is done with it.
-fn dpop_proof(headers: &HeaderMap, max_len: usize) -> Result<&str, Error> {
+fn dpop_proof(headers: &HeaderMap, max_len: usize) -> Result<&[u8], Error> {
     let mut values = headers.get_all(&DPOP).iter();
     let Some(value) = values.next() else {
         return Err(Error::InvalidProof("missing DPoP proof header"));
@@ -167,10 +167,8 @@ fn dpop_proof(headers: &HeaderMap, max_len: usize) -> Result<&str, Error> {
     if value.len() > max_len {
         return Err(Error::InvalidProof("DPoP proof is too large"));
     }
-    // token68 is ASCII, so a value that passes is valid UTF-8.
     Some(value.as_bytes())
         .filter(|v| is_token68(v))
-        .and_then(|v| std::str::from_utf8(v).ok())
         .ok_or(Error::InvalidRequest("DPoP header is not a token68 value"))
 }
 
@@ -239,19 +237,23 @@ pub(crate) async fn authenticate_from(
     }
     let raw_proof = dpop_proof(headers, config.max_proof_len)?;
 
-    // The proof's form and claims: pure and cheap. A key seen before (same `jwk` text, same
-    // `alg`) comes from the cache, already checked, with its thumbprint.
-    let decoded = proof::decode(raw_proof).map_err(Error::InvalidProof)?;
-    let header = decoded
-        .header(&config.algorithms)
-        .map_err(Error::InvalidProof)?;
-    let proof_key = match config.keys.get(header.jwk, header.alg) {
-        Some(known) => ProofKey::Known(known),
+    // The proof's form and claims: pure and cheap. A header seen before (the same base64url
+    // text, under this layer's configuration, in a proof whose signature verified) is not
+    // decoded again: its `alg`, key and thumbprint come from the cache.
+    let parts = proof::split(raw_proof).map_err(Error::InvalidProof)?;
+    let header_json;
+    let (alg, proof_key) = match config.keys.get(parts.header) {
+        Some(known) => (known.alg, ProofKey::Known(known)),
         None => {
-            ProofKey::New(proof::parse_jwk(header.jwk, header.alg).map_err(Error::InvalidProof)?)
+            header_json = parts.decode_header().map_err(Error::InvalidProof)?;
+            let header = proof::parse_header(&header_json, &config.algorithms)
+                .map_err(Error::InvalidProof)?;
+            let jwk = proof::parse_jwk(header.jwk, header.alg).map_err(Error::InvalidProof)?;
+            (header.alg, ProofKey::New(jwk))
         }
     };
-    let claims = decoded.claims().map_err(Error::InvalidProof)?;
+    let claims_json = parts.decode_payload().map_err(Error::InvalidProof)?;
+    let claims = proof::parse_claims(&claims_json).map_err(Error::InvalidProof)?;
     if claims.htm != method.as_str() {
         return Err(Error::InvalidProof("htm does not match the request method"));
     }
@@ -268,7 +270,13 @@ pub(crate) async fn authenticate_from(
     if claims.iat > now.saturating_add(config.future_leeway.as_secs()) {
         return Err(Error::InvalidProof("proof iat is in the future"));
     }
-    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    // A token validated before comes with its hash; a new one is hashed here, and validated
+    // only once the proof is known to be made for it.
+    let cached = config.tokens.get(token);
+    let token_hash = match &cached {
+        Some((_, hash)) => *hash,
+        None => Sha256::digest(token.as_bytes()).into(),
+    };
     let mut ath = [0u8; 32];
     let ath_ok = matches!(
         URL_SAFE_NO_PAD.decode_slice(claims.ath.as_bytes(), &mut ath),
@@ -279,7 +287,7 @@ pub(crate) async fn authenticate_from(
     }
 
     // The access token: validated once, then served from the cache until `exp`.
-    let access = access_token(config, token, token_hash, now).await?;
+    let access = access_token(config, token, cached, token_hash, now).await?;
     let Some(jkt) = access.jkt() else {
         return Err(Error::InvalidToken(
             "access token is not DPoP-bound (no cnf.jkt)".into(),
@@ -295,26 +303,24 @@ pub(crate) async fn authenticate_from(
 
     // The signature: the one expensive step. A new key is imported only for a proof that is
     // bound to the token, and remembered only once its signature verified.
+    let signature = parts.decode_signature().map_err(Error::InvalidProof)?;
     let (key, is_new) = match proof_key {
         ProofKey::Known(known) => (known, false),
         ProofKey::New(jwk) => {
-            let key = VerifyingKey::import(header.alg, &jwk).map_err(Error::InvalidProof)?;
+            let key = VerifyingKey::import(alg, &jwk).map_err(Error::InvalidProof)?;
             let known = KnownKey {
-                alg: header.alg,
+                alg,
                 thumbprint: tp,
                 key,
             };
             (Arc::new(known), true)
         }
     };
-    if !key
-        .key
-        .verify(decoded.signing_input.as_bytes(), &decoded.signature)
-    {
+    if !key.key.verify(parts.signing_input, signature.as_bytes()) {
         return Err(Error::InvalidProof("proof signature is invalid"));
     }
     if is_new {
-        config.keys.insert(header.jwk, key);
+        config.keys.insert(parts.header, key);
     }
 
     // The server nonce, when the policy asks for one: reported only for signed proofs.
@@ -359,21 +365,22 @@ pub(crate) async fn authenticate_from(
         token: access,
         jkt: tp,
         proof: Arc::new(claims.to_owned_claims()),
-        alg: header.alg,
+        alg,
         refresh_nonce,
     }))
 }
 
 /// The access token: validated once, then served from the cache until `exp`; time claims
-/// checked on every request.
+/// checked on every request. `cached` is what the cache held for the token's text.
 async fn access_token(
     config: &DpopConfig,
     token: &str,
+    cached: Option<(Arc<AccessToken>, [u8; 32])>,
     token_hash: [u8; 32],
     now: u64,
 ) -> Result<Arc<AccessToken>, Error> {
-    let access = match config.tokens.get(&token_hash) {
-        Some(cached) => cached,
+    let access = match cached {
+        Some((cached, _)) => cached,
         None => {
             let fresh = Arc::new(
                 config
@@ -382,7 +389,7 @@ async fn access_token(
                     .await
                     .map_err(token_error)?,
             );
-            config.tokens.insert(token_hash, fresh.clone(), now);
+            config.tokens.insert(token, token_hash, fresh.clone(), now);
             fresh
         }
     };
@@ -405,8 +412,12 @@ async fn access_token(
 /// A Bearer request: a valid token that is not DPoP-bound (RFC 9449 section 7.2).
 async fn bearer(config: &DpopConfig, token: &str) -> Result<BearerRequest, Error> {
     let now = config.clock.unix_seconds();
-    let token_hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let access = access_token(config, token, token_hash, now)
+    let cached = config.tokens.get(token);
+    let token_hash = match &cached {
+        Some((_, hash)) => *hash,
+        None => Sha256::digest(token.as_bytes()).into(),
+    };
+    let access = access_token(config, token, cached, token_hash, now)
         .await
         .map_err(|e| match e {
             Error::InvalidToken(r) => Error::InvalidBearerToken(r),
@@ -448,24 +459,23 @@ mod tests {
             .build()
             .unwrap();
         let config = layer.config();
-        let jwk = serde_json::to_string(client.public_jwk()).unwrap();
-
         // Bound to the token, but the signature is another message's.
         let good = client.proof("GET", URL).access_token(&token).iat(T0).sign();
         let other = client.proof("GET", URL).access_token(&token).iat(T0).sign();
         let (input, _) = good.rsplit_once('.').unwrap();
         let (_, signature) = other.rsplit_once('.').unwrap();
         let forged = format!("{input}.{signature}");
+        let header = good.split('.').next().unwrap().as_bytes();
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
         assert_eq!(
             r.unwrap_err(),
             Error::InvalidProof("proof signature is invalid")
         );
-        assert!(config.keys.get(&jwk, Algorithm::ES256).is_none());
+        assert!(config.keys.get(header).is_none());
 
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &good)).await;
         assert!(r.is_ok(), "{r:?}");
-        let known = config.keys.get(&jwk, Algorithm::ES256).expect("remembered");
+        let known = config.keys.get(header).expect("remembered");
         assert_eq!(known.thumbprint.to_base64url(), client.jkt());
 
         // The cached key still checks every signature.

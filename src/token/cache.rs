@@ -1,5 +1,6 @@
-//! Validated tokens, cached by the SHA-256 of the token (the bytes `ath` is made of) until
-//! their `exp`, so a token's signature is checked once, not on every request.
+//! Validated tokens, cached by their text until their `exp`, so a token's signature is
+//! checked once, not on every request. Each entry also keeps the token's SHA-256 (what `ath`
+//! is made of), so a returning token is not hashed again either.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,22 +15,24 @@ use super::AccessToken;
 #[derive(Clone)]
 struct Entry {
     token: Arc<AccessToken>,
+    hash: [u8; 32],
     ttl: Duration,
 }
 
 struct UntilExp;
 
-impl Expiry<[u8; 32], Entry> for UntilExp {
-    fn expire_after_create(&self, _: &[u8; 32], e: &Entry, _: Instant) -> Option<Duration> {
+impl Expiry<Arc<str>, Entry> for UntilExp {
+    fn expire_after_create(&self, _: &Arc<str>, e: &Entry, _: Instant) -> Option<Duration> {
         Some(e.ttl)
     }
 }
 
 /// A bounded cache of validated tokens. Eviction is harmless here: an evicted token is
-/// validated again.
+/// validated again. Only tokens the validator accepted get in, so the memory it holds is
+/// bounded by `capacity` times the size of the tokens the authorization server issues.
 #[derive(Clone)]
 pub(crate) struct TokenCache {
-    cache: Option<Cache<[u8; 32], Entry>>,
+    cache: Option<Cache<Arc<str>, Entry, foldhash::fast::RandomState>>,
     max_ttl: Duration,
 }
 
@@ -48,23 +51,33 @@ impl TokenCache {
             Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExp)
-                .build()
+                // foldhash rather than SipHash: a token is a kilobyte or so, hashed on every
+                // request, and only validated tokens get in.
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         Self { cache, max_ttl }
     }
 
-    pub(crate) fn get(&self, hash: &[u8; 32]) -> Option<Arc<AccessToken>> {
-        self.cache.as_ref()?.get(hash).map(|e| e.token)
+    /// The validated token with exactly this text, and its SHA-256.
+    pub(crate) fn get(&self, text: &str) -> Option<(Arc<AccessToken>, [u8; 32])> {
+        self.cache.as_ref()?.get(text).map(|e| (e.token, e.hash))
     }
 
-    /// Caches `token` until its `exp` (or `max_ttl` when it has none or it is further away).
-    pub(crate) fn insert(&self, hash: [u8; 32], token: Arc<AccessToken>, now_unix: u64) {
+    /// Caches `token` (validated from `text`, whose SHA-256 is `hash`) until its `exp` (or
+    /// `max_ttl` when it has none or it is further away).
+    pub(crate) fn insert(
+        &self,
+        text: &str,
+        hash: [u8; 32],
+        token: Arc<AccessToken>,
+        now_unix: u64,
+    ) {
         let Some(cache) = &self.cache else { return };
         let ttl = token.expires_at().map_or(self.max_ttl, |exp| {
             Duration::from_secs(exp.saturating_sub(now_unix)).min(self.max_ttl)
         });
         if !ttl.is_zero() {
-            cache.insert(hash, Entry { token, ttl });
+            cache.insert(Arc::from(text), Entry { token, hash, ttl });
         }
     }
 }
@@ -85,22 +98,30 @@ mod tests {
     fn entries_leave_at_max_ttl_or_exp() {
         let cache = TokenCache::new(10, Duration::from_millis(600));
         let now = 1_000;
-        cache.insert([1; 32], token(json!({"sub": "no exp"})), now);
-        cache.insert([2; 32], token(json!({"exp": now + 3600})), now);
-        cache.insert([3; 32], token(json!({"exp": now})), now);
-        assert!(cache.get(&[1; 32]).is_some());
-        assert!(cache.get(&[2; 32]).is_some());
-        assert!(cache.get(&[3; 32]).is_none(), "already expired: not cached");
+        cache.insert("t1", [1; 32], token(json!({"sub": "no exp"})), now);
+        cache.insert("t2", [2; 32], token(json!({"exp": now + 3600})), now);
+        cache.insert("t3", [3; 32], token(json!({"exp": now})), now);
+        let (t1, hash) = cache.get("t1").unwrap();
+        assert_eq!(
+            (t1.claims()["sub"].as_str(), hash),
+            (Some("no exp"), [1; 32])
+        );
+        assert_eq!(cache.get("t2").map(|e| e.1), Some([2; 32]));
+        assert!(cache.get("t3").is_none(), "already expired: not cached");
+        assert!(
+            cache.get("t").is_none() && cache.get("t1 ").is_none(),
+            "exact text only"
+        );
         std::thread::sleep(Duration::from_millis(900));
-        assert!(cache.get(&[1; 32]).is_none());
-        assert!(cache.get(&[2; 32]).is_none());
+        assert!(cache.get("t1").is_none());
+        assert!(cache.get("t2").is_none());
     }
 
     #[test]
     fn disabled_cache_and_debug() {
         let off = TokenCache::new(0, Duration::from_secs(60));
-        off.insert([1; 32], token(json!({})), 0);
-        assert!(off.get(&[1; 32]).is_none());
+        off.insert("t", [1; 32], token(json!({})), 0);
+        assert!(off.get("t").is_none());
         assert_eq!(
             format!("{off:?}"),
             "TokenCache { enabled: false, max_ttl: 60s }"
