@@ -391,6 +391,30 @@ impl FromStr for PublicOrigin {
 /// claim and the path once, not once per origin.
 #[must_use]
 pub fn matches_any(origins: &[PublicOrigin], htu: &str, request_path: &str) -> bool {
+    exact_match(origins, htu, request_path) || normalized_match(origins, htu, request_path)
+}
+
+/// The common case, without parsing: the claim is byte for byte an origin followed by the
+/// request path, and that path is one normalization leaves as it is (no query or fragment, no
+/// percent-encoding, no dot segment, only unreserved characters and `/`). Then both sides
+/// normalize to themselves and [`normalized_match`] would say `true` too; anything else is
+/// left to it.
+fn exact_match(origins: &[PublicOrigin], htu: &str, request_path: &str) -> bool {
+    let plain = request_path.starts_with('/')
+        && htu.len() <= MAX_HTU_LEN
+        && request_path.bytes().all(|b| b == b'/' || is_unreserved(b))
+        && !request_path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+    plain
+        && origins.iter().any(|origin| {
+            htu.strip_prefix(origin.as_str())
+                .is_some_and(|rest| rest == request_path)
+        })
+}
+
+/// Both sides normalized (RFC 3986 sections 6.2.2 and 6.2.3), then compared.
+fn normalized_match(origins: &[PublicOrigin], htu: &str, request_path: &str) -> bool {
     let (Ok(htu), Ok(path)) = (normalize(htu), normalize_path(request_path)) else {
         return false;
     };
@@ -617,5 +641,48 @@ mod tests {
             let any_single = origins.iter().any(|o| o.matches(htu, path));
             assert_eq!(any_single, expected, "{name} (PublicOrigin::matches)");
         }
+    }
+    /// The shortcut never says `true` where the full normalization says `false`, and says
+    /// `true` for the usual request.
+    #[test]
+    fn exact_match_implies_normalized_match() {
+        use proptest::prelude::*;
+        let origins = [
+            PublicOrigin::parse("https://api.example.com").unwrap(),
+            PublicOrigin::parse("http://[::1]:8080").unwrap(),
+        ];
+        assert!(exact_match(
+            &origins,
+            "https://api.example.com/a/b.json",
+            "/a/b.json"
+        ));
+        assert!(exact_match(&origins, "http://[::1]:8080/", "/"));
+        for (htu, path) in [
+            ("https://api.example.com/a/./b", "/a/./b"),
+            ("https://api.example.com/a/..", "/a/.."),
+            ("https://api.example.com/%7Ea", "/%7Ea"),
+            ("https://api.example.com/a", "/a?x"),
+            ("https://api.example.com/a?x", "/a?x"),
+            ("https://api.example.com", ""),
+            ("https://API.example.com/a", "/a"),
+        ] {
+            assert!(!exact_match(&origins, htu, path), "{htu} {path}");
+        }
+        proptest!(ProptestConfig::with_cases(4000), |(
+            origin in prop::sample::select(vec![
+                "https://api.example.com", "http://[::1]:8080", "https://API.example.com",
+                "https://api.example.com:443", "https://api.example.com:8443", "https://api.example.com/",
+            ]),
+            path in "/[a-zA-Z0-9._~%/?#:@!$&'()*+,;= -]{0,10}",
+            edit in "[./%?#a-zA-Z~]{0,2}",
+        )| {
+            for htu in [format!("{origin}{path}"), format!("{origin}{path}{edit}")] {
+                for request in [path.clone(), format!("{path}{edit}")] {
+                    if exact_match(&origins, &htu, &request) {
+                        prop_assert!(normalized_match(&origins, &htu, &request), "{htu} {request}");
+                    }
+                }
+            }
+        });
     }
 }
