@@ -436,13 +436,13 @@ fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
         serde_json::json!({"sub": "alice", "exp": T0 + 3600, "cnf": {"jkt": client.jkt()}});
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
     tokens.insert(
-        &token,
+        token.as_bytes(),
         hash,
         tower_dpop::token::AccessToken::from_claims(claims.as_object().unwrap().clone()).unwrap(),
         T0,
     );
     g.bench_function("token_cache_hit", |b| {
-        b.iter(|| tokens.get(black_box(&token)).unwrap())
+        b.iter(|| tokens.get(black_box(token.as_bytes())).unwrap())
     });
 
     let nonces = tower_dpop::nonce::Nonces::new(

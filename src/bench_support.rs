@@ -58,11 +58,11 @@ impl Tokens {
         Self(TokenCache::new(10_000, Duration::from_secs(300)))
     }
 
-    pub fn insert(&self, text: &str, hash: [u8; 32], token: AccessToken, now: u64) {
+    pub fn insert(&self, text: &[u8], hash: [u8; 32], token: AccessToken, now: u64) {
         self.0.insert(text, hash, Arc::new(token), now);
     }
 
-    pub fn get(&self, text: &str) -> Option<(Arc<AccessToken>, [u8; 32])> {
+    pub fn get(&self, text: &[u8]) -> Option<(Arc<AccessToken>, [u8; 32])> {
         self.0.get(text)
     }
 }

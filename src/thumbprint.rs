@@ -35,11 +35,21 @@ impl Thumbprint {
     /// The claim is decoded first; a claim that is not the base64url of 32 bytes never matches.
     #[must_use]
     pub fn matches_jkt(&self, jkt: &str) -> bool {
+        Self::from_jkt(jkt).is_some_and(|other| self.matches(&other))
+    }
+
+    /// Decodes a `cnf.jkt` value: `None` unless it is the unpadded base64url of 32 bytes.
+    pub(crate) fn from_jkt(jkt: &str) -> Option<Self> {
         let mut decoded = [0u8; 32];
         match URL_SAFE_NO_PAD.decode_slice(jkt.as_bytes(), &mut decoded) {
-            Ok(32) => self.0.ct_eq(&decoded).into(),
-            _ => false,
+            Ok(32) => Some(Self(decoded)),
+            _ => None,
         }
+    }
+
+    /// Compares two thumbprints in constant time.
+    pub(crate) fn matches(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
     }
 
     /// The first characters of the base64url form, enough to correlate logs without

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -116,7 +116,7 @@ fn credentials(
     headers: &HeaderMap,
     max_len: usize,
     bearer: bool,
-) -> Result<Option<(Scheme, &str)>, Error> {
+) -> Result<Option<(Scheme, &[u8])>, Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -141,35 +141,33 @@ fn credentials(
         return Ok(None);
     };
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-    // token68 is ASCII, so a token that passes is valid UTF-8.
-    match rest
-        .get(start..)
-        .filter(|t| is_token68(t))
-        .map(std::str::from_utf8)
-    {
-        Some(Ok(token)) => Ok(Some((scheme, token))),
-        _ => Err(Error::InvalidRequest(match scheme {
+    match rest.get(start..).filter(|t| is_token68(t)) {
+        Some(token) => Ok(Some((scheme, token))),
+        None => Err(Error::InvalidRequest(match scheme {
             Scheme::Dpop => "Authorization DPoP credentials are not a token68 value",
             Scheme::Bearer => "Authorization Bearer credentials are not a token68 value",
         })),
     }
 }
 
-/// The single `DPoP` header, size-checked before anything else is done with it.
-fn dpop_proof(headers: &HeaderMap, max_len: usize) -> Result<&[u8], Error> {
-    let mut values = headers.get_all(&DPOP).iter();
-    let Some(value) = values.next() else {
+/// The `DPoP` header's value (the caller made sure there is at most one), size-checked
+/// before anything else is done with it.
+fn dpop_proof(value: Option<&HeaderValue>, max_len: usize) -> Result<&[u8], Error> {
+    let Some(value) = value else {
         return Err(Error::InvalidProof("missing DPoP proof header"));
     };
-    if values.next().is_some() {
-        return Err(Error::InvalidRequest("more than one DPoP header"));
-    }
     if value.len() > max_len {
         return Err(Error::InvalidProof("DPoP proof is too large"));
     }
     Some(value.as_bytes())
         .filter(|v| is_token68(v))
         .ok_or(Error::InvalidRequest("DPoP header is not a token68 value"))
+}
+
+/// The access token as text, for the validator (token68 is ASCII, so this never fails).
+fn token_text(token: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(token)
+        .map_err(|_| Error::InvalidRequest("Authorization credentials are not ASCII"))
 }
 
 fn token_error(e: TokenError) -> Error {
@@ -225,7 +223,9 @@ pub(crate) async fn authenticate_from(
     forwarded: Option<&crate::htu::PublicOrigin>,
 ) -> Result<Authenticated, Error> {
     // Repeated fields are ambiguous whatever else the request holds.
-    if headers.get_all(&DPOP).iter().nth(1).is_some() {
+    let mut dpop_values = headers.get_all(&DPOP).iter();
+    let dpop_value = dpop_values.next();
+    if dpop_values.next().is_some() {
         return Err(Error::InvalidRequest("more than one DPoP header"));
     }
     let Some((scheme, token)) = credentials(headers, config.max_token_len, config.allow_bearer)?
@@ -235,7 +235,7 @@ pub(crate) async fn authenticate_from(
     if scheme == Scheme::Bearer {
         return bearer(config, token).await.map(Authenticated::Bearer);
     }
-    let raw_proof = dpop_proof(headers, config.max_proof_len)?;
+    let raw_proof = dpop_proof(dpop_value, config.max_proof_len)?;
 
     // The proof's form and claims: pure and cheap. A header seen before (the same base64url
     // text, under this layer's configuration, in a proof whose signature verified) is not
@@ -275,7 +275,7 @@ pub(crate) async fn authenticate_from(
     let cached = config.tokens.get(token);
     let token_hash = match &cached {
         Some((_, hash)) => *hash,
-        None => Sha256::digest(token.as_bytes()).into(),
+        None => Sha256::digest(token).into(),
     };
     let mut ath = [0u8; 32];
     let ath_ok = matches!(
@@ -288,16 +288,16 @@ pub(crate) async fn authenticate_from(
 
     // The access token: validated once, then served from the cache until `exp`.
     let access = access_token(config, token, cached, token_hash, now).await?;
-    let Some(jkt) = access.jkt() else {
+    if access.jkt().is_none() {
         return Err(Error::InvalidToken(
             "access token is not DPoP-bound (no cnf.jkt)".into(),
         ));
-    };
+    }
     let tp = match &proof_key {
         ProofKey::Known(known) => known.thumbprint,
         ProofKey::New(jwk) => thumbprint(jwk),
     };
-    if !tp.matches_jkt(jkt) {
+    if !access.is_bound_to(&tp) {
         return Err(Error::InvalidToken("Invalid DPoP key binding".into()));
     }
 
@@ -374,7 +374,7 @@ pub(crate) async fn authenticate_from(
 /// checked on every request. `cached` is what the cache held for the token's text.
 async fn access_token(
     config: &DpopConfig,
-    token: &str,
+    token: &[u8],
     cached: Option<(Arc<AccessToken>, [u8; 32])>,
     token_hash: [u8; 32],
     now: u64,
@@ -385,7 +385,7 @@ async fn access_token(
             let fresh = Arc::new(
                 config
                     .validator
-                    .validate(token)
+                    .validate(token_text(token)?)
                     .await
                     .map_err(token_error)?,
             );
@@ -410,12 +410,12 @@ async fn access_token(
 }
 
 /// A Bearer request: a valid token that is not DPoP-bound (RFC 9449 section 7.2).
-async fn bearer(config: &DpopConfig, token: &str) -> Result<BearerRequest, Error> {
+async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Error> {
     let now = config.clock.unix_seconds();
     let cached = config.tokens.get(token);
     let token_hash = match &cached {
         Some((_, hash)) => *hash,
-        None => Sha256::digest(token.as_bytes()).into(),
+        None => Sha256::digest(token).into(),
     };
     let access = access_token(config, token, cached, token_hash, now)
         .await

@@ -21,8 +21,8 @@ struct Entry {
 
 struct UntilExp;
 
-impl Expiry<Arc<str>, Entry> for UntilExp {
-    fn expire_after_create(&self, _: &Arc<str>, e: &Entry, _: Instant) -> Option<Duration> {
+impl Expiry<Arc<[u8]>, Entry> for UntilExp {
+    fn expire_after_create(&self, _: &Arc<[u8]>, e: &Entry, _: Instant) -> Option<Duration> {
         Some(e.ttl)
     }
 }
@@ -32,7 +32,7 @@ impl Expiry<Arc<str>, Entry> for UntilExp {
 /// bounded by `capacity` times the size of the tokens the authorization server issues.
 #[derive(Clone)]
 pub(crate) struct TokenCache {
-    cache: Option<Cache<Arc<str>, Entry, foldhash::fast::RandomState>>,
+    cache: Option<Cache<Arc<[u8]>, Entry, foldhash::fast::RandomState>>,
     max_ttl: Duration,
 }
 
@@ -59,7 +59,7 @@ impl TokenCache {
     }
 
     /// The validated token with exactly this text, and its SHA-256.
-    pub(crate) fn get(&self, text: &str) -> Option<(Arc<AccessToken>, [u8; 32])> {
+    pub(crate) fn get(&self, text: &[u8]) -> Option<(Arc<AccessToken>, [u8; 32])> {
         self.cache.as_ref()?.get(text).map(|e| (e.token, e.hash))
     }
 
@@ -67,7 +67,7 @@ impl TokenCache {
     /// `max_ttl` when it has none or it is further away).
     pub(crate) fn insert(
         &self,
-        text: &str,
+        text: &[u8],
         hash: [u8; 32],
         token: Arc<AccessToken>,
         now_unix: u64,
@@ -98,30 +98,30 @@ mod tests {
     fn entries_leave_at_max_ttl_or_exp() {
         let cache = TokenCache::new(10, Duration::from_millis(600));
         let now = 1_000;
-        cache.insert("t1", [1; 32], token(json!({"sub": "no exp"})), now);
-        cache.insert("t2", [2; 32], token(json!({"exp": now + 3600})), now);
-        cache.insert("t3", [3; 32], token(json!({"exp": now})), now);
-        let (t1, hash) = cache.get("t1").unwrap();
+        cache.insert(b"t1", [1; 32], token(json!({"sub": "no exp"})), now);
+        cache.insert(b"t2", [2; 32], token(json!({"exp": now + 3600})), now);
+        cache.insert(b"t3", [3; 32], token(json!({"exp": now})), now);
+        let (t1, hash) = cache.get(b"t1").unwrap();
         assert_eq!(
             (t1.claims()["sub"].as_str(), hash),
             (Some("no exp"), [1; 32])
         );
-        assert_eq!(cache.get("t2").map(|e| e.1), Some([2; 32]));
-        assert!(cache.get("t3").is_none(), "already expired: not cached");
+        assert_eq!(cache.get(b"t2").map(|e| e.1), Some([2; 32]));
+        assert!(cache.get(b"t3").is_none(), "already expired: not cached");
         assert!(
-            cache.get("t").is_none() && cache.get("t1 ").is_none(),
+            cache.get(b"t").is_none() && cache.get(b"t1 ").is_none(),
             "exact text only"
         );
         std::thread::sleep(Duration::from_millis(900));
-        assert!(cache.get("t1").is_none());
-        assert!(cache.get("t2").is_none());
+        assert!(cache.get(b"t1").is_none());
+        assert!(cache.get(b"t2").is_none());
     }
 
     #[test]
     fn disabled_cache_and_debug() {
         let off = TokenCache::new(0, Duration::from_secs(60));
-        off.insert("t", [1; 32], token(json!({})), 0);
-        assert!(off.get("t").is_none());
+        off.insert(b"t", [1; 32], token(json!({})), 0);
+        assert!(off.get(b"t").is_none());
         assert_eq!(
             format!("{off:?}"),
             "TokenCache { enabled: false, max_ttl: 60s }"

@@ -12,6 +12,8 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use crate::thumbprint::Thumbprint;
+
 pub(crate) mod cache;
 #[cfg(feature = "introspection")]
 pub mod introspection;
@@ -23,6 +25,9 @@ pub struct AccessToken {
     /// Always a JSON object.
     claims: Value,
     jkt: Option<String>,
+    /// `jkt` decoded once, here, rather than on every request; `None` when absent or not the
+    /// base64url of 32 bytes (a token no key can match).
+    bound_to: Option<Thumbprint>,
     exp: Option<u64>,
     nbf: Option<u64>,
 }
@@ -45,9 +50,11 @@ impl AccessToken {
         };
         let exp = numeric_date(&claims, "exp")?;
         let nbf = numeric_date(&claims, "nbf")?;
+        let bound_to = jkt.as_deref().and_then(Thumbprint::from_jkt);
         Ok(Self {
             claims: Value::Object(claims),
             jkt,
+            bound_to,
             exp,
             nbf,
         })
@@ -69,6 +76,11 @@ impl AccessToken {
     #[must_use]
     pub fn jkt(&self) -> Option<&str> {
         self.jkt.as_deref()
+    }
+
+    /// `true` when `cnf.jkt` is this thumbprint (compared in constant time).
+    pub(crate) fn is_bound_to(&self, thumbprint: &Thumbprint) -> bool {
+        self.bound_to.is_some_and(|b| b.matches(thumbprint))
     }
 
     /// `exp`, in seconds since the Unix epoch.
@@ -190,6 +202,25 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    /// The binding is decoded once; only the exact 32-byte thumbprint matches.
+    #[test]
+    fn is_bound_to_only_the_decoded_jkt() {
+        let tp = Thumbprint::from_bytes([7; 32]);
+        let jkt = tp.to_base64url();
+        let bound = |jkt: &str| {
+            AccessToken::from_claims(obj(json!({"cnf": {"jkt": jkt}})))
+                .unwrap()
+                .is_bound_to(&tp)
+        };
+        assert!(bound(&jkt));
+        assert!(!bound(&Thumbprint::from_bytes([8; 32]).to_base64url()));
+        assert!(!bound(&format!("{jkt}=")), "padded");
+        assert!(!bound(&jkt[..42]), "truncated");
+        assert!(!bound("abc"));
+        let unbound = AccessToken::from_claims(obj(json!({"sub": "a"}))).unwrap();
+        assert!(!unbound.is_bound_to(&tp));
     }
 
     #[test]
