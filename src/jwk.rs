@@ -18,15 +18,15 @@ pub(crate) const MAX_RSA_BITS: usize = 4096;
 pub(crate) struct RawJwk<'a> {
     #[serde(borrow)]
     kty: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::proof::borrowed_str")]
     crv: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::proof::borrowed_str")]
     x: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::proof::borrowed_str")]
     y: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::proof::borrowed_str")]
     n: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "crate::proof::borrowed_str")]
     e: Option<Cow<'a, str>>,
     #[serde(default)]
     d: Option<IgnoredAny>,

@@ -126,11 +126,22 @@ impl ProofParts<'_> {
     }
 }
 
+/// For `Option<Cow<str>>` fields: borrows from the input when the string has no escapes.
+/// (serde's own `Option<Cow<str>>` allocates every string, `#[serde(borrow)]` or not.)
+pub(crate) fn borrowed_str<'de: 'a, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Str<'a>>::deserialize(d)?.map(|s| s.0))
+}
+
 #[derive(Deserialize)]
 struct RawHeader<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     typ: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     alg: Option<Cow<'a, str>>,
     /// Kept as raw JSON text, parsed by [`parse_jwk`] without copying it.
     #[serde(borrow, default)]
@@ -160,17 +171,17 @@ pub(crate) fn parse_jwk(jwk: &str, alg: Algorithm) -> Result<PublicJwk<'_>, Proo
 
 #[derive(Deserialize)]
 struct RawClaims<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     jti: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     htm: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     htu: Option<Cow<'a, str>>,
     #[serde(default)]
     iat: Option<f64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     ath: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     nonce: Option<Cow<'a, str>>,
 }
 
@@ -459,5 +470,20 @@ mod tests {
             "j".repeat(MAX_JTI_LEN + 1)
         );
         assert_eq!(claims_err(&long), "proof jti is empty or too long");
+    }
+    /// Claim strings borrow from the payload (no allocation per claim) unless they contain an
+    /// escape, which is decoded; `null` is absent; duplicates are still refused.
+    #[test]
+    fn claim_strings_borrow_unless_escaped() {
+        let c = parse_claims(CLAIMS.as_bytes()).unwrap();
+        assert!(matches!(c.jti, Cow::Borrowed("j1")));
+        assert!(matches!(c.htu, Cow::Borrowed("https://a.example/x")));
+        let escaped = CLAIMS.replace("https://a.example/x", r"https:\/\/a.example\/x");
+        let c = parse_claims(escaped.as_bytes()).unwrap();
+        assert!(matches!(c.htu, Cow::Owned(ref s) if s == "https://a.example/x"));
+        let with_null = CLAIMS.replace(r#""jti":"j1""#, r#""jti":"j1","nonce":null"#);
+        assert!(parse_claims(with_null.as_bytes()).unwrap().nonce.is_none());
+        let twice = CLAIMS.replace(r#""jti":"j1""#, r#""jti":"j1","nonce":"a","nonce":"b""#);
+        assert!(parse_claims(twice.as_bytes()).is_err());
     }
 }
