@@ -59,11 +59,11 @@ impl Tokens {
     }
 
     pub fn insert(&self, text: &[u8], hash: [u8; 32], token: AccessToken, now: u64) {
-        self.0.insert(text, hash, Arc::new(token), now);
+        let _slot = self.0.insert(text, hash, Arc::new(token), now);
     }
 
     pub fn get(&self, text: &[u8]) -> Option<(Arc<AccessToken>, [u8; 32])> {
-        self.0.get(text)
+        self.0.get(text).map(|c| (c.token, c.hash))
     }
 }
 

@@ -23,6 +23,7 @@ use crate::key::{KnownKey, VerifyingKey};
 use crate::proof::{self, ProofClaims};
 use crate::replay::{ReplayError, ReplayKey, Seen};
 use crate::thumbprint::{thumbprint, Thumbprint};
+use crate::token::cache::{Cached, KeySlot};
 use crate::token::{AccessToken, TokenError};
 
 /// The `DPoP` request header.
@@ -241,8 +242,14 @@ pub(crate) async fn authenticate_from(
     // text, under this layer's configuration, in a proof whose signature verified) is not
     // decoded again: its `alg`, key and thumbprint come from the cache.
     let parts = proof::split(raw_proof).map_err(Error::InvalidProof)?;
+    // A token seen before comes with its hash and the key its client used last time.
+    let cached = config.tokens.get(token);
+    let remembered = cached
+        .as_ref()
+        .and_then(|c| c.key.get(parts.header))
+        .cloned();
     let header_json;
-    let (alg, proof_key) = match config.keys.get(parts.header) {
+    let (alg, proof_key) = match remembered.or_else(|| config.keys.get(parts.header)) {
         Some(known) => (known.alg, ProofKey::Known(known)),
         None => {
             header_json = parts.decode_header().map_err(Error::InvalidProof)?;
@@ -270,11 +277,9 @@ pub(crate) async fn authenticate_from(
     if claims.iat > now.saturating_add(config.future_leeway.as_secs()) {
         return Err(Error::InvalidProof("proof iat is in the future"));
     }
-    // A token validated before comes with its hash; a new one is hashed here, and validated
-    // only once the proof is known to be made for it.
-    let cached = config.tokens.get(token);
+    // A new token is hashed here, and validated only once the proof is known to be made for it.
     let token_hash = match &cached {
-        Some((_, hash)) => *hash,
+        Some(c) => c.hash,
         None => Sha256::digest(token).into(),
     };
     let mut ath = [0u8; 32];
@@ -287,7 +292,7 @@ pub(crate) async fn authenticate_from(
     }
 
     // The access token: validated once, then served from the cache until `exp`.
-    let access = access_token(config, token, cached, token_hash, now).await?;
+    let (access, key_slot) = access_token(config, token, cached, token_hash, now).await?;
     if access.jkt().is_none() {
         return Err(Error::InvalidToken(
             "access token is not DPoP-bound (no cnf.jkt)".into(),
@@ -319,6 +324,7 @@ pub(crate) async fn authenticate_from(
     if !key.key.verify(parts.signing_input, signature.as_bytes()) {
         return Err(Error::InvalidProof("proof signature is invalid"));
     }
+    key_slot.remember(parts.header, &key);
     if is_new {
         config.keys.insert(parts.header, key);
     }
@@ -371,16 +377,17 @@ pub(crate) async fn authenticate_from(
 }
 
 /// The access token: validated once, then served from the cache until `exp`; time claims
-/// checked on every request. `cached` is what the cache held for the token's text.
+/// checked on every request. `cached` is what the cache held for the token's text. Also
+/// returns the token's key slot.
 async fn access_token(
     config: &DpopConfig,
     token: &[u8],
-    cached: Option<(Arc<AccessToken>, [u8; 32])>,
+    cached: Option<Cached>,
     token_hash: [u8; 32],
     now: u64,
-) -> Result<Arc<AccessToken>, Error> {
-    let access = match cached {
-        Some((cached, _)) => cached,
+) -> Result<(Arc<AccessToken>, Arc<KeySlot>), Error> {
+    let (access, slot) = match cached {
+        Some(cached) => (cached.token, cached.key),
         None => {
             let fresh = Arc::new(
                 config
@@ -389,8 +396,8 @@ async fn access_token(
                     .await
                     .map_err(token_error)?,
             );
-            config.tokens.insert(token, token_hash, fresh.clone(), now);
-            fresh
+            let slot = config.tokens.insert(token, token_hash, fresh.clone(), now);
+            (fresh, slot)
         }
     };
     let leeway = config.token_leeway.as_secs();
@@ -406,7 +413,7 @@ async fn access_token(
     {
         return Err(Error::InvalidToken("access token is not yet valid".into()));
     }
-    Ok(access)
+    Ok((access, slot))
 }
 
 /// A Bearer request: a valid token that is not DPoP-bound (RFC 9449 section 7.2).
@@ -414,10 +421,10 @@ async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Erro
     let now = config.clock.unix_seconds();
     let cached = config.tokens.get(token);
     let token_hash = match &cached {
-        Some((_, hash)) => *hash,
+        Some(c) => c.hash,
         None => Sha256::digest(token).into(),
     };
-    let access = access_token(config, token, cached, token_hash, now)
+    let (access, _) = access_token(config, token, cached, token_hash, now)
         .await
         .map_err(|e| match e {
             Error::InvalidToken(r) => Error::InvalidBearerToken(r),
@@ -472,11 +479,15 @@ mod tests {
             Error::InvalidProof("proof signature is invalid")
         );
         assert!(config.keys.get(header).is_none());
+        let slot = config.tokens.get(token.as_bytes()).expect("token validated").key;
+        assert!(slot.get(header).is_none(), "nor with the token");
 
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &good)).await;
         assert!(r.is_ok(), "{r:?}");
         let known = config.keys.get(header).expect("remembered");
         assert_eq!(known.thumbprint.to_base64url(), client.jkt());
+        let with_token = slot.get(header).expect("remembered with the token");
+        assert!(Arc::ptr_eq(with_token, &known));
 
         // The cached key still checks every signature.
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;

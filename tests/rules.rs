@@ -676,6 +676,32 @@ async fn token_must_be_bound_to_the_proof_key() {
     );
 }
 
+/// Once the owner's key is remembered with the token (a proof verified), a thief's proof is
+/// still refused: with the thief's own header it is not bound, with the owner's header the
+/// signature does not verify; and the owner still gets in.
+#[tokio::test]
+async fn a_token_remembering_its_key_still_refuses_other_keys() {
+    let f = Fixture::new();
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+    let thief = ClientKey::generate(Algorithm::ES256);
+    let own = thief.proof("GET", URL).access_token(&f.token).iat(T0);
+    assert_eq!(
+        f.get(&own.sign()).await,
+        Err(Error::InvalidToken("Invalid DPoP key binding".into()))
+    );
+    let borrowed_header = thief
+        .proof("GET", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .header("jwk", f.client.public_jwk().clone())
+        .sign();
+    assert_eq!(
+        f.get(&borrowed_header).await,
+        proof_err("proof signature is invalid")
+    );
+    assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
+}
+
 #[tokio::test]
 async fn token_without_cnf_jkt_is_refused_under_dpop() {
     let f = Fixture::new();

@@ -1,21 +1,54 @@
 //! Validated tokens, cached by their text until their `exp`, so a token's signature is
 //! checked once, not on every request. Each entry also keeps the token's SHA-256 (what `ath`
-//! is made of), so a returning token is not hashed again either.
+//! is made of), so a returning token is not hashed again either, and the proof key verified
+//! with it (a token is bound to one key), so its client's next proof needs one lookup, not two.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use moka::policy::Expiry;
 use moka::sync::Cache;
 
 use super::AccessToken;
+use crate::key::KnownKey;
+
+/// The first proof key verified with a token: the proof header's base64url text and the key
+/// (with its thumbprint, which matched the token's `cnf.jkt`). Set once, after a signature
+/// verified; read only for a proof header with exactly the same text.
+#[derive(Debug, Default)]
+pub(crate) struct KeySlot(OnceLock<(Box<[u8]>, Arc<KnownKey>)>);
+
+impl KeySlot {
+    /// The key remembered for this exact header text, if any.
+    pub(crate) fn get(&self, header: &[u8]) -> Option<&Arc<KnownKey>> {
+        self.0
+            .get()
+            .filter(|(text, _)| **text == *header)
+            .map(|(_, key)| key)
+    }
+
+    /// Remembers the key of a verified proof, unless one is already remembered.
+    pub(crate) fn remember(&self, header: &[u8], key: &Arc<KnownKey>) {
+        if self.0.get().is_none() {
+            // A concurrent first set wins; either key verified a proof for this token.
+            let _ = self.0.set((header.into(), key.clone()));
+        }
+    }
+}
+
+/// A cache hit: the validated token, its SHA-256 and its key slot.
+#[derive(Clone)]
+pub(crate) struct Cached {
+    pub(crate) token: Arc<AccessToken>,
+    pub(crate) hash: [u8; 32],
+    pub(crate) key: Arc<KeySlot>,
+}
 
 /// How long an entry may live: until the token's `exp` (relative to the layer's clock when
 /// it was inserted), never more than the configured maximum.
 #[derive(Clone)]
 struct Entry {
-    token: Arc<AccessToken>,
-    hash: [u8; 32],
+    cached: Cached,
     ttl: Duration,
 }
 
@@ -58,27 +91,35 @@ impl TokenCache {
         Self { cache, max_ttl }
     }
 
-    /// The validated token with exactly this text, and its SHA-256.
-    pub(crate) fn get(&self, text: &[u8]) -> Option<(Arc<AccessToken>, [u8; 32])> {
-        self.cache.as_ref()?.get(text).map(|e| (e.token, e.hash))
+    /// The validated token with exactly this text, its SHA-256 and its key slot.
+    pub(crate) fn get(&self, text: &[u8]) -> Option<Cached> {
+        self.cache.as_ref()?.get(text).map(|e| e.cached)
     }
 
     /// Caches `token` (validated from `text`, whose SHA-256 is `hash`) until its `exp` (or
-    /// `max_ttl` when it has none or it is further away).
+    /// `max_ttl` when it has none or it is further away). Returns the entry's key slot (a
+    /// detached one when the token is not cached).
     pub(crate) fn insert(
         &self,
         text: &[u8],
         hash: [u8; 32],
         token: Arc<AccessToken>,
         now_unix: u64,
-    ) {
-        let Some(cache) = &self.cache else { return };
+    ) -> Arc<KeySlot> {
+        let key = Arc::new(KeySlot::default());
+        let Some(cache) = &self.cache else { return key };
         let ttl = token.expires_at().map_or(self.max_ttl, |exp| {
             Duration::from_secs(exp.saturating_sub(now_unix)).min(self.max_ttl)
         });
         if !ttl.is_zero() {
-            cache.insert(Arc::from(text), Entry { token, hash, ttl });
+            let cached = Cached {
+                token,
+                hash,
+                key: key.clone(),
+            };
+            cache.insert(Arc::from(text), Entry { cached, ttl });
         }
+        key
     }
 }
 
@@ -101,12 +142,12 @@ mod tests {
         cache.insert(b"t1", [1; 32], token(json!({"sub": "no exp"})), now);
         cache.insert(b"t2", [2; 32], token(json!({"exp": now + 3600})), now);
         cache.insert(b"t3", [3; 32], token(json!({"exp": now})), now);
-        let (t1, hash) = cache.get(b"t1").unwrap();
+        let t1 = cache.get(b"t1").unwrap();
         assert_eq!(
-            (t1.claims()["sub"].as_str(), hash),
+            (t1.token.claims()["sub"].as_str(), t1.hash),
             (Some("no exp"), [1; 32])
         );
-        assert_eq!(cache.get(b"t2").map(|e| e.1), Some([2; 32]));
+        assert_eq!(cache.get(b"t2").map(|e| e.hash), Some([2; 32]));
         assert!(cache.get(b"t3").is_none(), "already expired: not cached");
         assert!(
             cache.get(b"t").is_none() && cache.get(b"t1 ").is_none(),
@@ -130,5 +171,34 @@ mod tests {
             format!("{:?}", TokenCache::new(1, Duration::from_secs(5))),
             "TokenCache { enabled: true, max_ttl: 5s }"
         );
+    }
+    /// The slot answers only for the exact header text it was given, keeps the first key,
+    /// and is shared by every hit on the entry.
+    #[test]
+    fn key_slot_is_set_once_and_matches_exact_text() {
+        use crate::algorithm::Algorithm;
+        use crate::key::VerifyingKey;
+        use crate::thumbprint::Thumbprint;
+        let known = |seed: u8| {
+            let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+            Arc::new(KnownKey {
+                alg: Algorithm::EdDSA,
+                thumbprint: Thumbprint::from_bytes([seed; 32]),
+                key: VerifyingKey::Ed25519(signing.verifying_key()),
+            })
+        };
+        let cache = TokenCache::new(10, Duration::from_secs(60));
+        let slot = cache.insert(b"t", [1; 32], token(json!({})), 0);
+        assert!(slot.get(b"h1").is_none());
+        slot.remember(b"h1", &known(1));
+        slot.remember(b"h2", &known(2));
+        let hit = cache.get(b"t").unwrap();
+        let tp = |k: Option<&Arc<KnownKey>>| k.map(|k| k.thumbprint);
+        assert_eq!(
+            tp(hit.key.get(b"h1")),
+            Some(Thumbprint::from_bytes([1; 32]))
+        );
+        assert!(hit.key.get(b"h2").is_none(), "the first key stays");
+        assert!(hit.key.get(b"h").is_none() && hit.key.get(b"h1 ").is_none());
     }
 }
