@@ -147,7 +147,7 @@ impl DpopConfig {
 /// | [`max_proof_size`](Self::max_proof_size) | 8 KiB | checked before any decoding |
 /// | [`max_token_size`](Self::max_token_size) | 16 KiB | checked before any decoding |
 /// | [`replay_store`](Self::replay_store) | [`MemoryReplayStore`], 1 M entries | one instance; use a shared store for a fleet |
-/// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by the proof header's text |
+/// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by the proof header's text (and one per cached token) |
 /// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by their text, until `exp` |
 /// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
 /// | [`clock`](Self::clock) | [`SystemClock`] | inject a [`ManualClock`](crate::clock::ManualClock) in tests |
@@ -276,8 +276,9 @@ impl DpopLayerBuilder {
         self
     }
 
-    /// Sets how many verified proof keys are kept, by the text of their `jwk` (default 10 000;
-    /// 0 disables the cache).
+    /// Sets how many verified proof keys are kept, by the text of the proof header that carried
+    /// them (default 10 000). Each cached token also remembers the key first verified with it.
+    /// 0 remembers no key at all: every proof's key is parsed and imported again.
     pub fn key_cache_capacity(mut self, keys: u64) -> Self {
         self.key_cache_capacity = keys;
         self

@@ -246,6 +246,7 @@ pub(crate) async fn authenticate_from(
     let cached = config.tokens.get(token);
     let remembered = cached
         .as_ref()
+        .filter(|_| config.keys.enabled())
         .and_then(|c| c.key.get(parts.header))
         .cloned();
     let header_json;
@@ -324,9 +325,11 @@ pub(crate) async fn authenticate_from(
     if !key.key.verify(parts.signing_input, signature.as_bytes()) {
         return Err(Error::InvalidProof("proof signature is invalid"));
     }
-    key_slot.remember(parts.header, &key);
-    if is_new {
-        config.keys.insert(parts.header, key);
+    if config.keys.enabled() {
+        key_slot.remember(parts.header, &key);
+        if is_new {
+            config.keys.insert(parts.header, key);
+        }
     }
 
     // The server nonce, when the policy asks for one: reported only for signed proofs.
@@ -479,7 +482,11 @@ mod tests {
             Error::InvalidProof("proof signature is invalid")
         );
         assert!(config.keys.get(header).is_none());
-        let slot = config.tokens.get(token.as_bytes()).expect("token validated").key;
+        let slot = config
+            .tokens
+            .get(token.as_bytes())
+            .expect("token validated")
+            .key;
         assert!(slot.get(header).is_none(), "nor with the token");
 
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &good)).await;
