@@ -354,11 +354,12 @@ pub(crate) async fn authenticate_from(
             .saturating_sub(now)
             .max(1),
     );
-    match config
-        .replay
-        .check_and_insert(ReplayKey::new(&tp, &claims.jti), ttl)
-        .await
-    {
+    let replay_key = ReplayKey::new(&tp, &claims.jti);
+    let seen = match config.replay.check_and_insert_now(replay_key, ttl) {
+        Some(answer) => answer,
+        None => config.replay.check_and_insert(replay_key, ttl).await,
+    };
+    match seen {
         Ok(Seen::First) => {}
         Ok(Seen::Replay) => return Err(Error::InvalidProof("proof jti was already used")),
         Err(e) => {

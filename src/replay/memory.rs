@@ -283,7 +283,16 @@ impl ReplayStore for MemoryReplayStore {
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
         self.check_and_insert_sync(key, ttl)
     }
+
+    fn check_and_insert_now(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<Seen, ReplayError>> {
+        Some(self.check_and_insert_sync(key, ttl))
+    }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +311,39 @@ mod tests {
     #[tokio::test]
     async fn suite_expiry() {
         suite::entries_expire(&MemoryReplayStore::new(100)).await;
+    }
+
+    /// The synchronous answer is the store's answer, shared with the async path (also
+    /// through an `Arc`), and a store that does not override it sends callers to the async one.
+    #[tokio::test]
+    async fn answers_now_as_the_async_path_would() {
+        #[derive(Debug)]
+        struct Remote;
+        #[async_trait::async_trait]
+        impl ReplayStore for Remote {
+            async fn check_and_insert(
+                &self,
+                _: ReplayKey,
+                _: Duration,
+            ) -> Result<Seen, ReplayError> {
+                Ok(Seen::First)
+            }
+        }
+        let ttl = Duration::from_secs(60);
+        let key = |n: u8| ReplayKey([n; 32]);
+        let store = Arc::new(MemoryReplayStore::new(100));
+        assert_eq!(
+            store.check_and_insert_now(key(1), ttl),
+            Some(Ok(Seen::First))
+        );
+        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::Replay));
+        assert_eq!(store.check_and_insert(key(2), ttl).await, Ok(Seen::First));
+        assert_eq!(
+            store.check_and_insert_now(key(2), ttl),
+            Some(Ok(Seen::Replay))
+        );
+        assert_eq!(Remote.check_and_insert_now(key(1), ttl), None);
+        assert_eq!(Arc::new(Remote).check_and_insert_now(key(1), ttl), None);
     }
 
     #[test]

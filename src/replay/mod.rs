@@ -92,6 +92,19 @@ impl std::error::Error for ReplayError {}
 pub trait ReplayStore: Debug + Send + Sync + 'static {
     /// Records `key` for `ttl` unless it is already there.
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError>;
+
+    /// The same, answered at once by a store that needs no I/O (an in-process one), so the
+    /// layer skips the boxed future of an `async_trait` call; `None`, the default, sends the
+    /// layer to [`check_and_insert`](Self::check_and_insert). A store that answers here must
+    /// give the answer `check_and_insert` would.
+    fn check_and_insert_now(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<Seen, ReplayError>> {
+        let _ = (key, ttl);
+        None
+    }
 }
 
 /// A shared store: several layers (or a layer and your own code) may hold the same one.
@@ -99,6 +112,14 @@ pub trait ReplayStore: Debug + Send + Sync + 'static {
 impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
         (**self).check_and_insert(key, ttl).await
+    }
+
+    fn check_and_insert_now(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<Seen, ReplayError>> {
+        (**self).check_and_insert_now(key, ttl)
     }
 }
 
