@@ -282,6 +282,51 @@ struct Paired {
 }
 
 fn paired(issuer: &TestIssuer, case: &Case, key_cache: u64) -> Paired {
+    let floor = floor_op(case);
+    paired_with(issuer, case, key_cache, floor)
+}
+
+/// The warm pipeline and a peer verifier in alternating rounds, like [`paired`] (the "floor"
+/// columns then hold the peer's time). The peer checks its own proofs, made just before, since
+/// the peers read the system clock.
+fn paired_peer(issuer: &TestIssuer, case: &Case, peer: &str) -> Option<Paired> {
+    if !match peer {
+        "dpop-verifier" => peers::DpopVerifierPeer::supports(case.alg.as_str()),
+        _ => peers::HuskarlPeer::supports(case.alg.as_str()),
+    } {
+        return None;
+    }
+    let now = tower_dpop::testing::unix_now();
+    let theirs = Case::new(case.alg, issuer, now);
+    let dv = peers::DpopVerifierPeer::new();
+    let hk = peers::HuskarlPeer::new();
+    let mut next = 0usize;
+    let op = || {
+        let req = peers::Request {
+            proof: &theirs.proofs[next],
+            method: "GET",
+            url: URL,
+            access_token: &theirs.token,
+            jkt: theirs.client.jkt(),
+            now,
+        };
+        let ok = match peer {
+            "dpop-verifier" => dv.verify(&req),
+            _ => hk.verify(&req),
+        };
+        assert!(ok, "{peer} refused a valid proof");
+        next += 1;
+    };
+    Some(paired_with(issuer, case, 10_000, op))
+}
+
+/// Rounds of `n` pipeline requests alternating with `n` calls of `other`.
+fn paired_with(
+    issuer: &TestIssuer,
+    case: &Case,
+    key_cache: u64,
+    mut other: impl FnMut(),
+) -> Paired {
     let n = round_size(case.alg);
     // A plain store, as a server has: the pool holds a proof for every request of the run.
     let layer = DpopLayer::builder()
@@ -296,7 +341,6 @@ fn paired(issuer: &TestIssuer, case: &Case, key_cache: u64) -> Paired {
         .key_cache_capacity(key_cache)
         .build()
         .unwrap();
-    let floor = floor_op(case);
     let mut next = 0usize;
     let mut run = |count: usize| -> f64 {
         let mut elapsed = Duration::ZERO;
@@ -313,10 +357,10 @@ fn paired(issuer: &TestIssuer, case: &Case, key_cache: u64) -> Paired {
         next += count;
         elapsed.as_nanos() as f64 / count as f64
     };
-    let floor_round = |count: usize| -> f64 {
+    let mut floor_round = |count: usize| -> f64 {
         let start = Instant::now();
         for _ in 0..count {
-            floor();
+            other();
         }
         start.elapsed().as_nanos() as f64 / count as f64
     };
@@ -514,7 +558,9 @@ fn main() {
         let case = Case::new(alg, &issuer, T0);
         let warm = paired(&issuer, &case, 10_000);
         let cold = paired(&issuer, &case, 0);
-        pairs.push((alg, warm, cold));
+        let dv = paired_peer(&issuer, &case, "dpop-verifier");
+        let hk = paired_peer(&issuer, &case, "huskarl");
+        pairs.push((alg, warm, cold, dv, hk));
     }
 
     // Ratios, from the medians criterion just wrote (only those written by this run).
@@ -563,7 +609,7 @@ fn main() {
         "| alg | floor µs | warm µs | warm/floor | p10–p90 | cold µs | cold/floor | p10–p90 |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (alg, w, c) in &pairs {
+    for (alg, w, c, _, _) in &pairs {
         println!(
             "| {alg} | {:.1} | {:.1} | {:.2} | {:.2}–{:.2} | {:.1} | {:.2} | {:.2}–{:.2} |",
             w.floor_ns / 1000.0,
@@ -575,6 +621,29 @@ fn main() {
             c.ratio,
             c.ratio_p10,
             c.ratio_p90
+        );
+    }
+    println!();
+    println!("Paired against the peers (51 × n warm requests, then n peer verifications of its own proofs):");
+    println!();
+    println!("| alg | warm µs | dpop-verifier µs | warm/dpop-verifier | p10–p90 | huskarl µs | warm/huskarl | p10–p90 |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let cells = |p: &Option<Paired>| match p {
+        Some(p) => format!(
+            "{:.1} | {:.2} | {:.2}–{:.2}",
+            p.floor_ns / 1000.0,
+            p.ratio,
+            p.ratio_p10,
+            p.ratio_p90
+        ),
+        None => "- | - | -".to_owned(),
+    };
+    for (alg, w, _, dv, hk) in &pairs {
+        println!(
+            "| {alg} | {:.1} | {} | {} |",
+            w.pipeline_ns / 1000.0,
+            cells(dv),
+            cells(hk)
         );
     }
     println!();
