@@ -2,15 +2,18 @@
 //!
 //! ```sh
 //! cargo bench --bench pipeline_profile --no-run
-//! valgrind --tool=callgrind --toggle-collect='*authenticate_from*' \
-//!     target/release/deps/pipeline_profile-<hash> RS256 2000
+//! valgrind --tool=callgrind --toggle-collect='std::thread::local::LocalKey*with*' \
+//!     target/release/deps/pipeline_profile-<hash> RS256 1000
 //! callgrind_annotate --inclusive=yes callgrind.out.<pid> | head -60
+//! # a sampling profiler needs a longer run: a third argument replays the pool that many times
+//! perf record -D 1500 target/release/deps/pipeline_profile-<hash> RS256 600 200
 //! ```
 //!
 //! One token, `n` unique proofs for one warm key (the first request imports the key and
 //! validates the token; the rest hit both caches), every one through `DpopLayer::verify` with
-//! the default memory replay store. `--toggle-collect` counts only the pipeline, so the
-//! profile reads as: the signature's share, and everything else.
+//! the default memory replay store. `--toggle-collect` counts only what runs inside
+//! `block_on` (the pipeline; the async fn is inlined there, so its own name cannot be used), so
+//! the profile reads as: the signature's share (`VerifyingKey::verify`), and everything else.
 
 use http::{HeaderMap, HeaderValue, Method};
 use tower_dpop::clock::ManualClock;

@@ -2,7 +2,10 @@
 //! ready key) and beside other Rust DPoP verifiers, plus the pieces of the pipeline.
 //!
 //! `cargo bench --bench verify` runs everything and ends with a table of ratios read from
-//! criterion's own estimates. Add `-- <filter>` to run a subset (the table then shows what ran).
+//! criterion's own estimates, then the paired tables (pipeline against the floor, warm and cold,
+//! and against the peers, in alternating rounds), which are the ones to read on a machine whose
+//! speed drifts. Add `-- <filter>` to run a subset of the criterion benches (the paired tables
+//! always run; `-- nomatch` prints only them).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
