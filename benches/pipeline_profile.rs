@@ -18,7 +18,6 @@
 use http::{HeaderMap, HeaderValue, Method};
 use tower_dpop::clock::ManualClock;
 use tower_dpop::testing::{dpop_headers, ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{Algorithm, DpopLayer};
 
 const T0: u64 = 1_800_000_000;
@@ -52,12 +51,7 @@ fn main() {
     for _ in 0..rounds {
         let layer = DpopLayer::builder()
             .public_origin("https://api.example.com")
-            .token_validator(
-                JwtValidator::builder()
-                    .jwks_json(&issuer.jwks_json())
-                    .build()
-                    .expect("validator"),
-            )
+            .token_validator(issuer.validator())
             .clock(ManualClock::at_unix(T0))
             .build()
             .expect("layer");

@@ -23,7 +23,6 @@ use tower_dpop::clock::ManualClock;
 use tower_dpop::replay::{MemoryReplayStore, ReplayError, ReplayKey, ReplayStore, Seen};
 use tower_dpop::testing::{ClientKey, TestIssuer};
 use tower_dpop::thumbprint::Thumbprint;
-use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{Algorithm, DpopLayer};
 
 mod peers;
@@ -124,18 +123,18 @@ impl Case {
     }
 }
 
-fn layer(issuer: &TestIssuer, store: Arc<Resettable>, key_cache: u64) -> DpopLayer {
+/// The layer every pipeline bench measures: the test issuer's tokens, the clock at `T0`.
+fn builder(issuer: &TestIssuer, key_cache: u64) -> tower_dpop::DpopLayerBuilder {
     DpopLayer::builder()
         .public_origin(ORIGIN)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
+        .token_validator(issuer.validator())
         .clock(ManualClock::at_unix(T0))
-        .replay_store(store)
         .key_cache_capacity(key_cache)
+}
+
+fn layer(issuer: &TestIssuer, store: Arc<Resettable>, key_cache: u64) -> DpopLayer {
+    builder(issuer, key_cache)
+        .replay_store(store)
         .build()
         .unwrap()
 }
@@ -332,18 +331,7 @@ fn paired_with(
 ) -> Paired {
     let n = round_size(case.alg);
     // A plain store, as a server has: the pool holds a proof for every request of the run.
-    let layer = DpopLayer::builder()
-        .public_origin(ORIGIN)
-        .token_validator(
-            JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap(),
-        )
-        .clock(ManualClock::at_unix(T0))
-        .key_cache_capacity(key_cache)
-        .build()
-        .unwrap();
+    let layer = builder(issuer, key_cache).build().unwrap();
     let mut next = 0usize;
     let mut run = |count: usize| -> f64 {
         let mut elapsed = Duration::ZERO;

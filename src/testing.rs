@@ -332,6 +332,19 @@ impl TestIssuer {
         self.jwks.to_string()
     }
 
+    /// A [`JwtValidator`](crate::token::jwt::JwtValidator) trusting this issuer's key set, and
+    /// checking nothing else (no `iss`, no `aud`).
+    ///
+    /// # Panics
+    /// Never for a key set this type made (it is its own JWKS).
+    #[must_use]
+    pub fn validator(&self) -> crate::token::jwt::JwtValidator {
+        crate::token::jwt::JwtValidator::builder()
+            .jwks_json(&self.jwks_json())
+            .build()
+            .expect("a TestIssuer's own key set is a valid JWKS")
+    }
+
     /// Signs these claims as an `at+jwt` access token.
     #[must_use]
     pub fn mint(&self, claims: &Value) -> String {

@@ -447,7 +447,6 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::testing::{dpop_headers, ClientKey, TestIssuer};
-    use crate::token::jwt::JwtValidator;
     use crate::DpopLayer;
 
     const T0: u64 = 1_800_000_000;
@@ -460,12 +459,7 @@ mod tests {
         let token = issuer.token_for(client.jkt(), T0 + 3600);
         let layer = DpopLayer::builder()
             .public_origin("https://api.example.com")
-            .token_validator(
-                JwtValidator::builder()
-                    .jwks_json(&issuer.jwks_json())
-                    .build()
-                    .unwrap(),
-            )
+            .token_validator(issuer.validator())
             .clock(ManualClock::at_unix(T0))
             .build()
             .unwrap();

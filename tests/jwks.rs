@@ -92,10 +92,7 @@ async fn unknown_kid_refreshes_at_most_once_per_interval() {
 #[tokio::test]
 async fn the_validator_bounds_token_size_itself() {
     let issuer = TestIssuer::new();
-    let validator = JwtValidator::builder()
-        .jwks_json(&issuer.jwks_json())
-        .build()
-        .unwrap();
+    let validator = issuer.validator();
     let too_large = "A".repeat(tower_dpop::token::jwt::MAX_TOKEN_LEN + 1);
     assert_eq!(
         validator.validate(&too_large).await.unwrap_err(),

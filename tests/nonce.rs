@@ -262,10 +262,7 @@ async fn round_trip_over_http_with_refresh() {
     let w = World::new();
     // The server's clock is the real one here, so proofs use the real time.
     let issuer = &w.issuer;
-    let validator = JwtValidator::builder()
-        .jwks_json(&issuer.jwks_json())
-        .build()
-        .unwrap();
+    let validator = issuer.validator();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let layer = DpopLayer::builder()

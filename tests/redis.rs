@@ -18,7 +18,6 @@ use axum::Router;
 use tower_dpop::replay::{RedisReplayStore, ReplayKey, ReplayStore, Seen};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::thumbprint::Thumbprint;
-use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
 
 /// A `redis-server` child process, killed on drop.
@@ -331,10 +330,7 @@ impl Fleet {
         let mut ports = [0; 2];
         let mut tasks = Vec::new();
         for port in &mut ports {
-            let validator = JwtValidator::builder()
-                .jwks_json(&issuer.jwks_json())
-                .build()
-                .unwrap();
+            let validator = issuer.validator();
             let layer = DpopLayer::builder()
                 .public_origin(ORIGIN)
                 .token_validator(validator)

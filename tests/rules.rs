@@ -68,6 +68,16 @@ impl Fixture {
             .iat(T0)
     }
 
+    /// A proof for the token signed by `other`, carrying the bound key's `jwk`.
+    fn forged_by(&self, other: &ClientKey) -> String {
+        other
+            .proof("GET", URL)
+            .access_token(&self.token)
+            .iat(T0)
+            .header("jwk", self.client.public_jwk().clone())
+            .sign()
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -390,13 +400,7 @@ async fn a_cached_key_does_not_skip_the_jwk_checks() {
 async fn signature_must_verify_with_the_jwk() {
     let f = Fixture::new();
     // Signed by another key, but carrying the bound key's jwk.
-    let other = ClientKey::generate(Algorithm::ES256);
-    let forged = other
-        .proof("GET", URL)
-        .access_token(&f.token)
-        .iat(T0)
-        .header("jwk", f.client.public_jwk().clone())
-        .sign();
+    let forged = f.forged_by(&ClientKey::generate(Algorithm::ES256));
     assert_eq!(
         f.get(&forged).await,
         proof_err("proof signature is invalid")
@@ -689,14 +693,8 @@ async fn a_token_remembering_its_key_still_refuses_other_keys() {
         f.get(&own.sign()).await,
         Err(Error::InvalidToken("Invalid DPoP key binding".into()))
     );
-    let borrowed_header = thief
-        .proof("GET", URL)
-        .access_token(&f.token)
-        .iat(T0)
-        .header("jwk", f.client.public_jwk().clone())
-        .sign();
     assert_eq!(
-        f.get(&borrowed_header).await,
+        f.get(&f.forged_by(&thief)).await,
         proof_err("proof signature is invalid")
     );
     assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
