@@ -55,7 +55,7 @@ pub struct Tokens(TokenCache);
 
 impl Tokens {
     pub fn new() -> Self {
-        Self(TokenCache::new(10_000, Duration::from_secs(300)))
+        Self(TokenCache::new(10_000, Duration::from_secs(300), true))
     }
 
     pub fn insert(&self, text: &[u8], hash: [u8; 32], token: AccessToken, now: u64) {

@@ -480,7 +480,11 @@ impl DpopLayerBuilder {
             max_proof_len: self.max_proof_len,
             max_token_len: self.max_token_len,
             validator,
-            tokens: TokenCache::new(self.token_cache_capacity, self.token_cache_max_ttl),
+            tokens: TokenCache::new(
+                self.token_cache_capacity,
+                self.token_cache_max_ttl,
+                self.key_cache_capacity > 0,
+            ),
             replay: self
                 .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),

@@ -246,7 +246,6 @@ pub(crate) async fn authenticate_from(
     let cached = config.tokens.get(token);
     let remembered = cached
         .as_ref()
-        .filter(|_| config.keys.enabled())
         .and_then(|c| c.key.get(parts.header))
         .cloned();
     let header_json;
@@ -279,10 +278,7 @@ pub(crate) async fn authenticate_from(
         return Err(Error::InvalidProof("proof iat is in the future"));
     }
     // A new token is hashed here, and validated only once the proof is known to be made for it.
-    let token_hash = match &cached {
-        Some(c) => c.hash,
-        None => Sha256::digest(token).into(),
-    };
+    let token_hash = token_hash(token, cached.as_ref());
     let mut ath = [0u8; 32];
     let ath_ok = matches!(
         URL_SAFE_NO_PAD.decode_slice(claims.ath.as_bytes(), &mut ath),
@@ -325,11 +321,9 @@ pub(crate) async fn authenticate_from(
     if !key.key.verify(parts.signing_input, signature.as_bytes()) {
         return Err(Error::InvalidProof("proof signature is invalid"));
     }
-    if config.keys.enabled() {
-        key_slot.remember(parts.header, &key);
-        if is_new {
-            config.keys.insert(parts.header, key);
-        }
+    key_slot.remember(parts.header, &key);
+    if is_new {
+        config.keys.insert(parts.header, key);
     }
 
     // The server nonce, when the policy asks for one: reported only for signed proofs.
@@ -380,6 +374,11 @@ pub(crate) async fn authenticate_from(
     }))
 }
 
+/// The token's SHA-256: from the cache for a token seen before, computed for a new one.
+fn token_hash(token: &[u8], cached: Option<&Cached>) -> [u8; 32] {
+    cached.map_or_else(|| Sha256::digest(token).into(), |c| c.hash)
+}
+
 /// The access token: validated once, then served from the cache until `exp`; time claims
 /// checked on every request. `cached` is what the cache held for the token's text. Also
 /// returns the token's key slot.
@@ -424,10 +423,7 @@ async fn access_token(
 async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Error> {
     let now = config.clock.unix_seconds();
     let cached = config.tokens.get(token);
-    let token_hash = match &cached {
-        Some(c) => c.hash,
-        None => Sha256::digest(token).into(),
-    };
+    let token_hash = token_hash(token, cached.as_ref());
     let (access, _) = access_token(config, token, cached, token_hash, now)
         .await
         .map_err(|e| match e {
@@ -497,5 +493,28 @@ mod tests {
             r.unwrap_err(),
             Error::InvalidProof("proof signature is invalid")
         );
+    }
+    /// `key_cache_capacity(0)` remembers no key anywhere: not in the key cache, not with the
+    /// token (so every proof's key is imported again, which the cold benchmark relies on).
+    #[tokio::test]
+    async fn a_disabled_key_cache_remembers_no_key_with_the_token_either() {
+        let issuer = TestIssuer::new();
+        let client = ClientKey::generate(Algorithm::ES256);
+        let token = issuer.token_for(client.jkt(), T0 + 3600);
+        let layer = DpopLayer::builder()
+            .public_origin("https://api.example.com")
+            .token_validator(issuer.validator())
+            .clock(ManualClock::at_unix(T0))
+            .key_cache_capacity(0)
+            .build()
+            .unwrap();
+        let config = layer.config();
+        let proof = client.proof("GET", URL).access_token(&token).iat(T0).sign();
+        let header = proof.split('.').next().unwrap().as_bytes();
+        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &proof)).await;
+        assert!(r.is_ok(), "{r:?}");
+        assert!(config.keys.get(header).is_none());
+        let cached = config.tokens.get(token.as_bytes()).expect("token cached");
+        assert!(cached.key.get(header).is_none());
     }
 }

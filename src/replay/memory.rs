@@ -527,23 +527,17 @@ mod tests {
 
     #[test]
     fn a_full_store_sweeps_the_other_shards_too() {
-        let in_shard_1 = |i: u32| key_in_shard(1, i);
         let store = MemoryReplayStore::new(2);
-        let inner = &store.inner;
         let ttl = Duration::from_millis(100);
-        assert_eq!(
-            inner.check_and_insert(in_shard_1(1), ttl, 0),
-            Ok(Seen::First)
-        );
-        assert_eq!(
-            inner.check_and_insert(in_shard_1(2), ttl, 0),
-            Ok(Seen::First)
-        );
+        let insert = |shard, i, now| {
+            store
+                .inner
+                .check_and_insert(key_in_shard(shard, i), ttl, now)
+        };
+        assert_eq!(insert(1, 1, 0), Ok(Seen::First));
+        assert_eq!(insert(1, 2, 0), Ok(Seen::First));
         // Full of expired entries, all in shard 1; the new key goes to shard 0.
-        assert_eq!(
-            inner.check_and_insert(key_in_shard_0(3), ttl, 2000),
-            Ok(Seen::First)
-        );
+        assert_eq!(insert(0, 3, 2000), Ok(Seen::First));
         assert_eq!(store.len(), 1);
     }
 

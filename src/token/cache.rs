@@ -14,14 +14,20 @@ use crate::key::KnownKey;
 
 /// The first proof key verified with a token: the proof header's base64url text and the key
 /// (with its thumbprint, which matched the token's `cnf.jkt`). Set once, after a signature
-/// verified; read only for a proof header with exactly the same text.
-#[derive(Debug, Default)]
-pub(crate) struct KeySlot(OnceLock<(Box<[u8]>, Arc<KnownKey>)>);
+/// verified; read only for a proof header with exactly the same text. A disabled slot (the
+/// layer remembers no keys) never holds one.
+#[derive(Debug)]
+pub(crate) struct KeySlot(Option<OnceLock<(Box<[u8]>, Arc<KnownKey>)>>);
 
 impl KeySlot {
+    fn new(enabled: bool) -> Self {
+        Self(enabled.then(OnceLock::new))
+    }
+
     /// The key remembered for this exact header text, if any.
     pub(crate) fn get(&self, header: &[u8]) -> Option<&Arc<KnownKey>> {
         self.0
+            .as_ref()?
             .get()
             .filter(|(text, _)| **text == *header)
             .map(|(_, key)| key)
@@ -29,9 +35,9 @@ impl KeySlot {
 
     /// Remembers the key of a verified proof, unless one is already remembered.
     pub(crate) fn remember(&self, header: &[u8], key: &Arc<KnownKey>) {
-        if self.0.get().is_none() {
+        if let Some(slot) = self.0.as_ref().filter(|slot| slot.get().is_none()) {
             // A concurrent first set wins; either key verified a proof for this token.
-            let _ = self.0.set((header.into(), key.clone()));
+            let _ = slot.set((header.into(), key.clone()));
         }
     }
 }
@@ -67,6 +73,8 @@ impl Expiry<Arc<[u8]>, Entry> for UntilExp {
 pub(crate) struct TokenCache {
     cache: Option<Cache<Arc<[u8]>, Entry, foldhash::fast::RandomState>>,
     max_ttl: Duration,
+    /// Whether entries remember their token's proof key (off when the layer's key cache is).
+    remember_keys: bool,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -79,7 +87,7 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    pub(crate) fn new(capacity: u64, max_ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: u64, max_ttl: Duration, remember_keys: bool) -> Self {
         let cache = (capacity > 0 && !max_ttl.is_zero()).then(|| {
             Cache::builder()
                 .max_capacity(capacity)
@@ -88,7 +96,11 @@ impl TokenCache {
                 // request, and only validated tokens get in.
                 .build_with_hasher(foldhash::fast::RandomState::default())
         });
-        Self { cache, max_ttl }
+        Self {
+            cache,
+            max_ttl,
+            remember_keys,
+        }
     }
 
     /// The validated token with exactly this text, its SHA-256 and its key slot.
@@ -106,7 +118,7 @@ impl TokenCache {
         token: Arc<AccessToken>,
         now_unix: u64,
     ) -> Arc<KeySlot> {
-        let key = Arc::new(KeySlot::default());
+        let key = Arc::new(KeySlot::new(self.remember_keys));
         let Some(cache) = &self.cache else { return key };
         let ttl = token.expires_at().map_or(self.max_ttl, |exp| {
             Duration::from_secs(exp.saturating_sub(now_unix)).min(self.max_ttl)
@@ -137,7 +149,7 @@ mod tests {
     /// answer, and so a revoked token, is trusted), and at `exp` when that comes first.
     #[test]
     fn entries_leave_at_max_ttl_or_exp() {
-        let cache = TokenCache::new(10, Duration::from_millis(600));
+        let cache = TokenCache::new(10, Duration::from_millis(600), true);
         let now = 1_000;
         cache.insert(b"t1", [1; 32], token(json!({"sub": "no exp"})), now);
         cache.insert(b"t2", [2; 32], token(json!({"exp": now + 3600})), now);
@@ -160,7 +172,7 @@ mod tests {
 
     #[test]
     fn disabled_cache_and_debug() {
-        let off = TokenCache::new(0, Duration::from_secs(60));
+        let off = TokenCache::new(0, Duration::from_secs(60), true);
         off.insert(b"t", [1; 32], token(json!({})), 0);
         assert!(off.get(b"t").is_none());
         assert_eq!(
@@ -168,7 +180,7 @@ mod tests {
             "TokenCache { enabled: false, max_ttl: 60s }"
         );
         assert_eq!(
-            format!("{:?}", TokenCache::new(1, Duration::from_secs(5))),
+            format!("{:?}", TokenCache::new(1, Duration::from_secs(5), true)),
             "TokenCache { enabled: true, max_ttl: 5s }"
         );
     }
@@ -187,7 +199,7 @@ mod tests {
                 key: VerifyingKey::Ed25519(signing.verifying_key()),
             })
         };
-        let cache = TokenCache::new(10, Duration::from_secs(60));
+        let cache = TokenCache::new(10, Duration::from_secs(60), true);
         let slot = cache.insert(b"t", [1; 32], token(json!({})), 0);
         assert!(slot.get(b"h1").is_none());
         slot.remember(b"h1", &known(1));
@@ -200,5 +212,12 @@ mod tests {
         );
         assert!(hit.key.get(b"h2").is_none(), "the first key stays");
         assert!(hit.key.get(b"h").is_none() && hit.key.get(b"h1 ").is_none());
+
+        // A cache told not to remember keys hands out slots that stay empty.
+        let forgetful = TokenCache::new(10, Duration::from_secs(60), false);
+        let slot = forgetful.insert(b"t", [1; 32], token(json!({})), 0);
+        slot.remember(b"h1", &known(1));
+        assert!(slot.get(b"h1").is_none());
+        assert!(forgetful.get(b"t").unwrap().key.get(b"h1").is_none());
     }
 }
