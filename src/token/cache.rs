@@ -17,7 +17,10 @@ use crate::key::KnownKey;
 /// verified; read only for a proof header with exactly the same text. A disabled slot (the
 /// layer remembers no keys) never holds one.
 #[derive(Debug)]
-pub(crate) struct KeySlot(Option<OnceLock<(Box<[u8]>, Arc<KnownKey>)>>);
+pub(crate) struct KeySlot(Option<OnceLock<Remembered>>);
+
+/// The proof header's text and the key verified with it.
+type Remembered = (Box<[u8]>, Arc<KnownKey>);
 
 impl KeySlot {
     fn new(enabled: bool) -> Self {
