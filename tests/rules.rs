@@ -680,6 +680,34 @@ async fn token_must_be_bound_to_the_proof_key() {
     );
 }
 
+/// A thief whose own key the layer already knows (cached after a valid request with the
+/// thief's own token) is still refused with a stolen token: a cached key skips parsing, never
+/// the binding.
+#[tokio::test]
+async fn a_cached_key_is_still_checked_against_the_tokens_binding() {
+    let f = Fixture::new();
+    let thief = ClientKey::generate(Algorithm::ES256);
+    let own_token = f.issuer.token_for(thief.jkt(), T0 + 3600);
+    let own = thief
+        .proof("GET", URL)
+        .access_token(&own_token)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.send(Method::GET, "/api/me", &own_token, &own).await,
+        Ok(())
+    );
+    let stolen = thief
+        .proof("GET", URL)
+        .access_token(&f.token)
+        .iat(T0)
+        .sign();
+    assert_eq!(
+        f.get(&stolen).await,
+        Err(Error::InvalidToken("Invalid DPoP key binding".into()))
+    );
+}
+
 /// Once the owner's key is remembered with the token (a proof verified), a thief's proof is
 /// still refused: with the thief's own header it is not bound, with the owner's header the
 /// signature does not verify; and the owner still gets in.
