@@ -261,17 +261,6 @@ fn bench_floor(c: &mut Criterion, case: &Case) {
     g.finish();
 }
 
-/// A copy of a request's headers with newly written bytes, the way hyper builds them.
-fn fresh(headers: &HeaderMap) -> HeaderMap {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let copy = http::HeaderValue::from_bytes(value.as_bytes()).unwrap();
-            (name.clone(), copy)
-        })
-        .collect()
-}
-
 /// Pipeline (warm, or cold with `key_cache` 0) and floor measured in alternating rounds (n
 /// pipeline requests, then n floor verifies, 51 times), so that drift in the machine's speed hits both alike; the ratio is the
 /// median of the per-round ratios. Criterion's runs of the two are minutes apart.
@@ -335,11 +324,11 @@ fn paired_with(
     let mut next = 0usize;
     let mut run = |count: usize| -> f64 {
         let mut elapsed = Duration::ZERO;
-        for headers in &case.pool[next..next + count] {
+        for proof in &case.proofs[next..next + count] {
             // As in a server, where hyper has just parsed the request: its header bytes are
-            // fresh in cache, not read cold from a pool of thousands of proofs (the floor
-            // verifies one message, always in cache).
-            let headers = fresh(headers);
+            // freshly written (dpop_headers copies them), not read cold from a pool of
+            // thousands of header maps (the floor verifies one message, always in cache).
+            let headers = tower_dpop::testing::dpop_headers(&case.token, proof);
             let start = Instant::now();
             let ok = futures::executor::block_on(layer.verify(&Method::GET, "/api/me", &headers));
             elapsed += start.elapsed();
