@@ -448,8 +448,8 @@ mod tests {
     const T0: u64 = 1_800_000_000;
     const URL: &str = "https://api.example.com/r";
 
-    #[tokio::test]
-    async fn a_key_is_remembered_only_once_a_proof_signed_with_it_verified() {
+    /// A client, its bound token and a layer with this key cache capacity.
+    fn setup(key_cache: u64) -> (ClientKey, String, DpopLayer) {
         let issuer = TestIssuer::new();
         let client = ClientKey::generate(Algorithm::ES256);
         let token = issuer.token_for(client.jkt(), T0 + 3600);
@@ -457,8 +457,15 @@ mod tests {
             .public_origin("https://api.example.com")
             .token_validator(issuer.validator())
             .clock(ManualClock::at_unix(T0))
+            .key_cache_capacity(key_cache)
             .build()
             .unwrap();
+        (client, token, layer)
+    }
+
+    #[tokio::test]
+    async fn a_key_is_remembered_only_once_a_proof_signed_with_it_verified() {
+        let (client, token, layer) = setup(10_000);
         let config = layer.config();
         // Bound to the token, but the signature is another message's.
         let good = client.proof("GET", URL).access_token(&token).iat(T0).sign();
@@ -494,20 +501,12 @@ mod tests {
             Error::InvalidProof("proof signature is invalid")
         );
     }
+
     /// `key_cache_capacity(0)` remembers no key anywhere: not in the key cache, not with the
     /// token (so every proof's key is imported again, which the cold benchmark relies on).
     #[tokio::test]
     async fn a_disabled_key_cache_remembers_no_key_with_the_token_either() {
-        let issuer = TestIssuer::new();
-        let client = ClientKey::generate(Algorithm::ES256);
-        let token = issuer.token_for(client.jkt(), T0 + 3600);
-        let layer = DpopLayer::builder()
-            .public_origin("https://api.example.com")
-            .token_validator(issuer.validator())
-            .clock(ManualClock::at_unix(T0))
-            .key_cache_capacity(0)
-            .build()
-            .unwrap();
+        let (client, token, layer) = setup(0);
         let config = layer.config();
         let proof = client.proof("GET", URL).access_token(&token).iat(T0).sign();
         let header = proof.split('.').next().unwrap().as_bytes();
