@@ -189,10 +189,45 @@ impl std::error::Error for TokenError {}
 ///     }
 /// }
 /// ```
+///
+/// # Outbound calls and cost
+///
+/// A validator that makes outbound calls (a key-set fetch, an introspection request) makes
+/// them only from [`validate`](Self::validate): for a DPoP request the layer calls it only
+/// once the proof's signature has verified, so a request from someone who holds no key makes
+/// no outbound call. A validator that can answer from what it holds (a JWT whose key is at
+/// hand) should also implement [`validate_offline`](Self::validate_offline): the layer asks it
+/// first, before the proof's signature, so a forged token costs one token signature check and
+/// no proof check.
 #[async_trait]
 pub trait TokenValidator: Debug + Send + Sync + 'static {
-    /// Validates `token` (the credentials of the `Authorization` header).
+    /// Validates `token` (the credentials of the `Authorization` header). May make outbound
+    /// calls. For a DPoP request it is called only after the proof's signature verified; for a
+    /// Bearer request (when the layer accepts Bearer) whenever
+    /// [`validate_offline`](Self::validate_offline) gave no answer.
     async fn validate(&self, token: &str) -> Result<AccessToken, TokenError>;
+
+    /// Validates `token` at once, without I/O and without starting any (no fetch, no
+    /// background refresh), when that is possible; `None`, the default, sends the layer to
+    /// [`validate`](Self::validate). The layer calls this before it checks the proof's
+    /// signature, so it must cost at most about one signature verification whatever the
+    /// token. An answer given here must be the one `validate` would give.
+    fn validate_offline(&self, token: &str) -> Option<Result<AccessToken, TokenError>> {
+        let _ = token;
+        None
+    }
+}
+
+/// A shared validator: several layers (or a layer and your own code) may hold the same one.
+#[async_trait]
+impl<T: TokenValidator + ?Sized> TokenValidator for std::sync::Arc<T> {
+    async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
+        (**self).validate(token).await
+    }
+
+    fn validate_offline(&self, token: &str) -> Option<Result<AccessToken, TokenError>> {
+        (**self).validate_offline(token)
+    }
 }
 
 #[cfg(test)]
