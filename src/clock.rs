@@ -19,6 +19,14 @@ pub trait Clock: Debug + Send + Sync + 'static {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     }
+
+    /// Milliseconds since the Unix epoch (0 for a time before it). Proof windows are decided
+    /// at this resolution, so a proof is refused from the very millisecond it is too old.
+    fn unix_millis(&self) -> u64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
 }
 
 /// The system clock (the default).
@@ -86,6 +94,14 @@ mod tests {
         assert_eq!(b.unix_seconds(), 105);
         b.set_unix(7);
         assert_eq!(a.unix_seconds(), 7);
+    }
+
+    #[test]
+    fn millis_keep_what_seconds_drop() {
+        let c = ManualClock::at_unix(100);
+        c.advance(Duration::from_millis(999));
+        assert_eq!(c.unix_seconds(), 100);
+        assert_eq!(c.unix_millis(), 100_999);
     }
 
     #[test]

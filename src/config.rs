@@ -10,6 +10,7 @@ use crate::htu::PublicOrigin;
 use crate::key::KeyCache;
 use crate::layer::DpopLayer;
 use crate::nonce::{NoncePolicy, NonceSecret, Nonces};
+use crate::replay::quota::KeyQuota;
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
@@ -47,6 +48,10 @@ pub struct DpopConfig {
     pub(crate) validator: Arc<dyn TokenValidator>,
     pub(crate) tokens: TokenCache,
     pub(crate) replay: Arc<dyn ReplayStore>,
+    /// How long every replay entry lives: `max_age + future_leeway + clock_skew_allowance`.
+    pub(crate) replay_ttl: Duration,
+    /// Live replay entries per proof key.
+    pub(crate) quota: KeyQuota,
     pub(crate) keys: KeyCache,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) nonce_policy: NoncePolicy,
@@ -78,6 +83,8 @@ impl fmt::Debug for DpopConfig {
             .field("max_token_len", &self.max_token_len)
             .field("validator", &self.validator)
             .field("replay", &self.replay)
+            .field("replay_ttl", &self.replay_ttl)
+            .field("replay_key_quota", &self.quota.limit())
             .field("clock", &self.clock)
             .field("nonce_policy", &self.nonce_policy)
             .finish_non_exhaustive()
@@ -132,7 +139,34 @@ impl DpopConfig {
     pub fn future_leeway(&self) -> Duration {
         self.future_leeway
     }
+
+    /// How long each replay entry lives: `max_proof_age + future_leeway +
+    /// clock_skew_allowance`, the longest any instance whose clock is within the allowance
+    /// of this one's could still accept the proof.
+    #[must_use]
+    pub fn replay_window(&self) -> Duration {
+        self.replay_ttl
+    }
+
+    /// How many live replay entries one proof key may hold.
+    #[must_use]
+    pub fn replay_key_quota(&self) -> u64 {
+        self.quota.limit()
+    }
 }
+
+/// The per-key quota when none is set: 1 % of a bounded store's capacity, but at least 100
+/// (or the whole capacity of a store smaller than that); 10 000 for a store that does not say
+/// its capacity (Redis).
+fn default_key_quota(capacity: Option<u64>) -> u64 {
+    match capacity {
+        Some(c) => (c / 100).max(c.min(100)).max(1),
+        None => DEFAULT_KEY_QUOTA,
+    }
+}
+
+/// The per-key quota for a store of unknown capacity.
+const DEFAULT_KEY_QUOTA: u64 = 10_000;
 
 /// Configures a [`DpopLayer`]. Start with [`DpopLayer::builder`].
 ///
@@ -146,7 +180,9 @@ impl DpopConfig {
 /// | [`token_leeway`](Self::token_leeway) | 0 s | `exp` and `nbf` are taken as written |
 /// | [`max_proof_size`](Self::max_proof_size) | 8 KiB | checked before any decoding |
 /// | [`max_token_size`](Self::max_token_size) | 16 KiB | checked before any decoding |
-/// | [`replay_store`](Self::replay_store) | [`MemoryReplayStore`], 1 M entries | one instance; use a shared store for a fleet |
+/// | [`clock_skew_allowance`](Self::clock_skew_allowance) | 5 s | replay entries outlive the proof on every instance whose clock is within this of this one's |
+/// | [`replay_store`](Self::replay_store) | [`MemoryReplayStore`], 1 M entries, on the layer's clock | one instance; use a shared store for a fleet |
+/// | [`replay_key_quota`](Self::replay_key_quota) | 1 % of the store's capacity (at least 100), 10 000 for Redis | one client cannot fill the replay store for everyone |
 /// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by the proof header's text (and one per cached token) |
 /// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by their text, until `exp` |
 /// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
@@ -163,11 +199,13 @@ pub struct DpopLayerBuilder {
     algorithms: Vec<Algorithm>,
     max_age: Duration,
     future_leeway: Duration,
+    clock_skew: Duration,
     token_leeway: Duration,
     max_proof_len: usize,
     max_token_len: usize,
     validator: Option<Arc<dyn TokenValidator>>,
     replay: Option<Arc<dyn ReplayStore>>,
+    replay_key_quota: Option<u64>,
     key_cache_capacity: u64,
     token_cache_capacity: u64,
     token_cache_max_ttl: Duration,
@@ -198,11 +236,13 @@ impl Default for DpopLayerBuilder {
             algorithms: Algorithm::DEFAULT.to_vec(),
             max_age: Duration::from_secs(60),
             future_leeway: Duration::from_secs(5),
+            clock_skew: Duration::from_secs(5),
             token_leeway: Duration::ZERO,
             max_proof_len: 8 * 1024,
             max_token_len: 16 * 1024,
             validator: None,
             replay: None,
+            replay_key_quota: None,
             key_cache_capacity: 10_000,
             token_cache_capacity: 10_000,
             token_cache_max_ttl: Duration::from_secs(300),
@@ -252,6 +292,15 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Sets how far apart the clocks of the instances sharing a replay store may be (default
+    /// 5 s, at most 5 min). Every replay entry lives `max_proof_age + future_leeway +` this
+    /// allowance, so a proof stays refused as a replay on every instance that could still
+    /// accept its `iat`. Keep the clocks of a fleet synchronized (NTP) well within it.
+    pub fn clock_skew_allowance(mut self, allowance: Duration) -> Self {
+        self.clock_skew = allowance;
+        self
+    }
+
     /// Sets the tolerance applied to the token's `exp` and `nbf` (default 0, at most 5 min).
     pub fn token_leeway(mut self, leeway: Duration) -> Self {
         self.token_leeway = leeway;
@@ -270,9 +319,23 @@ impl DpopLayerBuilder {
         self
     }
 
-    /// Sets the replay store (default: a [`MemoryReplayStore`] of 1 M entries).
+    /// Sets the replay store (default: a [`MemoryReplayStore`] of 1 M entries, measuring
+    /// time on the layer's [`clock`](Self::clock)).
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
         self.replay = Some(Arc::new(store));
+        self
+    }
+
+    /// Sets how many live replay entries one proof key may hold (default: 1 % of the store's
+    /// [`capacity`](ReplayStore::capacity), at least 100 or the whole capacity if smaller;
+    /// 10 000 for a store that does not report one, such as Redis). A key over its quota is
+    /// refused with 429 and `Retry-After` until its oldest entry leaves the replay window;
+    /// other keys are served. Entries live the [replay window](DpopConfig::replay_window)
+    /// (70 s by default), so the default of 10 000 lets one client send about 140 requests
+    /// a second. Counted per instance: with a store shared by `n` instances one key may hold
+    /// up to `n` times this.
+    pub fn replay_key_quota(mut self, entries: u64) -> Self {
+        self.replay_key_quota = Some(entries);
         self
     }
 
@@ -429,6 +492,12 @@ impl DpopLayerBuilder {
             Duration::from_secs(300),
         )?;
         check_range(
+            "clock_skew_allowance",
+            self.clock_skew,
+            Duration::ZERO,
+            Duration::from_secs(300),
+        )?;
+        check_range(
             "token_leeway",
             self.token_leeway,
             Duration::ZERO,
@@ -465,6 +534,29 @@ impl DpopLayerBuilder {
                 return Err(ConfigError::new("resource_metadata must be an http(s) URL"));
             }
         }
+        let replay: Arc<dyn ReplayStore> = match self.replay {
+            Some(store) => store,
+            None => Arc::new(
+                MemoryReplayStore::new(MemoryReplayStore::DEFAULT_CAPACITY)
+                    .shared_clock(self.clock.clone()),
+            ),
+        };
+        let capacity = replay.capacity();
+        let key_quota = match self.replay_key_quota {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "replay_key_quota must be at least 1 (it is the number of live proofs one key may have)",
+                ))
+            }
+            Some(n) => n,
+            None => default_key_quota(capacity),
+        };
+        let replay_ttl = self.max_age + self.future_leeway + self.clock_skew;
+        let quota = KeyQuota::new(
+            key_quota,
+            replay_ttl,
+            capacity.unwrap_or(MemoryReplayStore::DEFAULT_CAPACITY),
+        );
         let algs_param = algorithms
             .iter()
             .map(|a| a.as_str())
@@ -485,9 +577,9 @@ impl DpopLayerBuilder {
                 self.token_cache_max_ttl,
                 self.key_cache_capacity > 0,
             ),
-            replay: self
-                .replay
-                .unwrap_or_else(|| Arc::new(MemoryReplayStore::default())),
+            replay,
+            replay_ttl,
+            quota,
             keys: KeyCache::new(self.key_cache_capacity),
             clock: self.clock,
             nonce_policy: self.nonce_policy,

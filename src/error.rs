@@ -19,6 +19,7 @@ use http::StatusCode;
 /// | [`InvalidToken`](Error::InvalidToken) | 401 | `invalid_token` |
 /// | [`InvalidBearerToken`](Error::InvalidBearerToken) | 401 | `invalid_token`, in the `Bearer` challenge |
 /// | [`UseNonce`](Error::UseNonce) | 401 | `use_dpop_nonce` |
+/// | [`KeyQuotaExceeded`](Error::KeyQuotaExceeded) | 429, with `Retry-After` | none |
 /// | [`Unavailable`](Error::Unavailable) | 503 | none |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,6 +39,11 @@ pub enum Error {
     InvalidBearerToken(Cow<'static, str>),
     /// The proof lacks a valid server nonce; the response carries a fresh `DPoP-Nonce`.
     UseNonce(&'static str),
+    /// The proof's key holds as many live replay entries as one key may (see
+    /// [`replay_key_quota`](crate::DpopLayerBuilder::replay_key_quota)); its next proof is
+    /// accepted once the oldest entry leaves the replay window, after the given time (sent as
+    /// `Retry-After`, in whole seconds rounded up). Only that key is refused.
+    KeyQuotaExceeded(std::time::Duration),
     /// A backend (replay store, key set, introspection) could not answer, so the request is
     /// rejected rather than let through (fail closed).
     Unavailable(Cow<'static, str>),
@@ -49,6 +55,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::KeyQuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MissingCredentials
             | Self::InvalidProof(_)
@@ -62,7 +69,7 @@ impl Error {
     #[must_use]
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingCredentials | Self::Unavailable(_) => None,
+            Self::MissingCredentials | Self::KeyQuotaExceeded(_) | Self::Unavailable(_) => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidProof(_) => Some("invalid_dpop_proof"),
             Self::InvalidToken(_) | Self::InvalidBearerToken(_) => Some("invalid_token"),
@@ -75,6 +82,7 @@ impl Error {
     pub fn description(&self) -> &str {
         match self {
             Self::MissingCredentials => "no DPoP credentials in the request",
+            Self::KeyQuotaExceeded(_) => "too many proofs from this key; retry later",
             Self::InvalidRequest(d) | Self::InvalidProof(d) | Self::UseNonce(d) => d,
             Self::InvalidToken(d) | Self::InvalidBearerToken(d) | Self::Unavailable(d) => d,
         }

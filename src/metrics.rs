@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     invalid_proof: AtomicU64,
     invalid_token: AtomicU64,
     use_nonce: AtomicU64,
+    key_quota_exceeded: AtomicU64,
     unavailable: AtomicU64,
 }
 
@@ -34,6 +35,7 @@ impl Counters {
             Error::InvalidProof(_) => &self.invalid_proof,
             Error::InvalidToken(_) | Error::InvalidBearerToken(_) => &self.invalid_token,
             Error::UseNonce(_) => &self.use_nonce,
+            Error::KeyQuotaExceeded(_) => &self.key_quota_exceeded,
             Error::Unavailable(_) => &self.unavailable,
         };
         c.fetch_add(1, Ordering::Relaxed);
@@ -49,6 +51,7 @@ impl Counters {
             invalid_proof: get(&self.invalid_proof),
             invalid_token: get(&self.invalid_token),
             use_nonce: get(&self.use_nonce),
+            key_quota_exceeded: get(&self.key_quota_exceeded),
             unavailable: get(&self.unavailable),
         }
     }
@@ -74,6 +77,8 @@ pub struct Metrics {
     pub invalid_token: u64,
     /// 401 `use_dpop_nonce`.
     pub use_nonce: u64,
+    /// 429: the proof's key was over its replay-entry quota.
+    pub key_quota_exceeded: u64,
     /// 503: a backend could not answer.
     pub unavailable: u64,
 }
@@ -87,6 +92,7 @@ impl Metrics {
             + self.invalid_proof
             + self.invalid_token
             + self.use_nonce
+            + self.key_quota_exceeded
             + self.unavailable
     }
 }

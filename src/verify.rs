@@ -21,6 +21,7 @@ use crate::config::DpopConfig;
 use crate::error::{sanitize_description, Error};
 use crate::key::{KnownKey, VerifyingKey};
 use crate::proof::{self, ProofClaims};
+use crate::replay::quota::QuotaError;
 use crate::replay::{ReplayError, ReplayKey, Seen};
 use crate::thumbprint::{thumbprint, Thumbprint};
 use crate::token::cache::{Cached, KeySlot};
@@ -269,12 +270,15 @@ pub(crate) async fn authenticate_from(
     if !htu_ok {
         return Err(Error::InvalidProof("htu does not match the request URI"));
     }
-    let now = config.clock.unix_seconds();
-    let max_age = config.max_age.as_secs();
-    if claims.iat.saturating_add(max_age) < now {
+    // The window is decided to the millisecond: a proof is refused from the very instant it
+    // is too old, not a second later.
+    let now_ms = config.clock.unix_millis();
+    let now = now_ms / 1000;
+    let iat_ms = claims.iat.saturating_mul(1000);
+    if iat_ms.saturating_add(millis(config.max_age)) < now_ms {
         return Err(Error::InvalidProof("proof iat is too old"));
     }
-    if claims.iat > now.saturating_add(config.future_leeway.as_secs()) {
+    if iat_ms > now_ms.saturating_add(millis(config.future_leeway)) {
         return Err(Error::InvalidProof("proof iat is in the future"));
     }
     // A new token is hashed here, and validated only once the proof is known to be made for it.
@@ -340,19 +344,22 @@ pub(crate) async fn authenticate_from(
         refresh_nonce = nonces.should_refresh(issued_at, now);
     }
 
-    // Replay, last: only signed proofs reach the store.
-    let ttl = Duration::from_secs(
-        claims
-            .iat
-            .saturating_add(max_age)
-            .saturating_sub(now)
-            .max(1),
-    );
+    // Replay, last: only signed proofs reach the store. Every entry lives the whole replay
+    // window (max age + future leeway + clock skew allowance), whatever the proof's `iat`: the
+    // last instant any instance within the allowance could accept the proof is inside it.
+    let reserved = config.quota.reserve(&tp, now_ms).map_err(|e| match e {
+        QuotaError::Exceeded(wait) => Error::KeyQuotaExceeded(wait),
+        QuotaError::Full => Error::Unavailable("replay quota table is full".into()),
+    })?;
+    let ttl = config.replay_ttl;
     let replay_key = ReplayKey::new(&tp, &claims.jti);
     let seen = match config.replay.check_and_insert_now(replay_key, ttl) {
         Some(answer) => answer,
         None => config.replay.check_and_insert(replay_key, ttl).await,
     };
+    if seen != Ok(Seen::First) {
+        config.quota.release(&tp, reserved);
+    }
     match seen {
         Ok(Seen::First) => {}
         Ok(Seen::Replay) => return Err(Error::InvalidProof("proof jti was already used")),
@@ -372,6 +379,10 @@ pub(crate) async fn authenticate_from(
         alg,
         refresh_nonce,
     }))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The token's SHA-256: from the cache for a token seen before, computed for a new one.

@@ -519,3 +519,75 @@ async fn redis_down_gives_503_and_never_200_then_recovers() {
         }
     }
 }
+
+/// The system clock, this far behind.
+#[derive(Debug)]
+struct Behind(Duration);
+
+impl tower_dpop::clock::Clock for Behind {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now() - self.0
+    }
+}
+
+/// Two instances share Redis; the second's clock is 800 ms behind, within a 1 s clock skew
+/// allowance. A proof used on the first is still refused on the second after the first has
+/// stopped accepting its `iat` (while the second still would): the entry lives the whole
+/// replay window, not what was left of the proof's age on the first instance's clock.
+#[tokio::test]
+async fn instances_with_clocks_apart_refuse_a_replay_through_redis() {
+    use tower_dpop::clock::{Clock as _, SystemClock};
+    use tower_dpop::Error;
+
+    let Some(redis) = Shared::get() else { return };
+    let issuer = TestIssuer::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = issuer.token_for(key.jkt(), unix_now() + 600);
+    let build =
+        |clock: Box<dyn Fn(tower_dpop::DpopLayerBuilder) -> tower_dpop::DpopLayerBuilder>| {
+            clock(
+                DpopLayer::builder()
+                    .public_origin(ORIGIN)
+                    .token_validator(issuer.validator())
+                    .replay_store(redis.store())
+                    .max_proof_age(Duration::from_secs(1))
+                    .future_leeway(Duration::ZERO)
+                    .clock_skew_allowance(Duration::from_secs(1)),
+            )
+            .build()
+            .unwrap()
+        };
+    let first = build(Box::new(|b| b.clock(SystemClock)));
+    let second = build(Box::new(|b| b.clock(Behind(Duration::from_millis(800)))));
+    let send = |layer: &DpopLayer, proof: &str| {
+        let headers = tower_dpop::testing::dpop_headers(&token, proof);
+        let layer = layer.clone();
+        async move {
+            layer
+                .verify(&http::Method::GET, "/api/me", &headers)
+                .await
+                .map(|_| ())
+        }
+    };
+    // Start early in a second, so the first use is early in its `iat`'s second.
+    let ms = SystemClock.unix_millis() % 1000;
+    tokio::time::sleep(Duration::from_millis(1000 - ms + 20)).await;
+    let iat = SystemClock.unix_seconds();
+    let proof = key
+        .proof("GET", &format!("{ORIGIN}/api/me"))
+        .access_token(&token)
+        .iat(iat)
+        .sign();
+    assert_eq!(send(&first, &proof).await, Ok(()));
+    // 1.7 s after `iat`: too old for the first instance, not yet for the second.
+    let wait = (iat * 1000 + 1700).saturating_sub(SystemClock.unix_millis());
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert_eq!(
+        send(&first, &proof).await,
+        Err(Error::InvalidProof("proof iat is too old"))
+    );
+    assert_eq!(
+        send(&second, &proof).await,
+        Err(Error::InvalidProof("proof jti was already used"))
+    );
+}

@@ -1004,22 +1004,21 @@ async fn replay_store_is_asked_only_after_the_signature_verified() {
     assert_eq!(store.calls.load(Ordering::SeqCst), 1);
 }
 
+/// Every entry lives the whole replay window (max age + future leeway + clock skew
+/// allowance), whatever the proof's `iat`: the store's clock, not the proof, decides when it
+/// may go (tests/replay.rs shows why).
 #[tokio::test]
-async fn replay_entry_lives_as_long_as_the_proof_is_acceptable() {
+async fn replay_entry_lives_the_whole_replay_window() {
     let store = Arc::new(ProbeStore::default());
-    let f = Fixture::with(Algorithm::ES256, |b| b.replay_store(store.clone()));
+    let f = Fixture::with(Algorithm::ES256, |b| {
+        b.replay_store(store.clone())
+            .clock_skew_allowance(Duration::from_secs(3))
+    });
     assert_eq!(f.get(&f.proof().iat(T0).sign()).await, Ok(()));
     assert_eq!(f.get(&f.proof().iat(T0 - 50).sign()).await, Ok(()));
     assert_eq!(f.get(&f.proof().iat(T0 + 5).sign()).await, Ok(()));
     let ttls = store.ttls.lock().unwrap().clone();
-    assert_eq!(
-        ttls,
-        vec![
-            Duration::from_secs(60),
-            Duration::from_secs(10),
-            Duration::from_secs(65)
-        ]
-    );
+    assert_eq!(ttls, vec![Duration::from_secs(68); 3]);
 }
 
 #[tokio::test]
@@ -1039,6 +1038,7 @@ async fn replay_store_failure_fails_closed() {
 async fn full_memory_store_fails_closed() {
     let f = Fixture::with(Algorithm::ES256, |b| {
         b.replay_store(tower_dpop::replay::MemoryReplayStore::new(2))
+            .replay_key_quota(10)
     });
     assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
     assert_eq!(f.get(&f.proof().sign()).await, Ok(()));

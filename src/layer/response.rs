@@ -1,7 +1,7 @@
 //! Rejection responses: status, `WWW-Authenticate: DPoP ...` challenge, small JSON body.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 
 use crate::config::DpopConfig;
@@ -12,7 +12,8 @@ use crate::error::{sanitize_description, Error};
 /// With Bearer accepted too, both challenges are sent, and the error information goes in the
 /// challenge of the scheme the client used (RFC 9449 section 7.2).
 pub(crate) fn challenge(error: &Error, config: &DpopConfig) -> Option<String> {
-    if matches!(error, Error::Unavailable(_)) {
+    // Neither is about credentials: the client's are fine, or were not looked at.
+    if matches!(error, Error::Unavailable(_) | Error::KeyQuotaExceeded(_)) {
         return None;
     }
     let mut bearer: Vec<String> = Vec::new();
@@ -79,6 +80,10 @@ fn default_body(error: &Error) -> serde_json::Value {
             "error": "temporarily_unavailable",
             "error_description": error.description(),
         }),
+        None if matches!(error, Error::KeyQuotaExceeded(_)) => serde_json::json!({
+            "error": "too_many_requests",
+            "error_description": error.description(),
+        }),
         None => serde_json::json!({ "error": "unauthorized" }),
     }
 }
@@ -100,6 +105,13 @@ pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Re
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(value) = challenge(&error, config).and_then(|c| HeaderValue::try_from(c).ok()) {
         headers.insert(WWW_AUTHENTICATE, value);
+    }
+    if let Error::KeyQuotaExceeded(wait) = &error {
+        let secs = wait.as_millis().div_ceil(1000).max(1);
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from(u64::try_from(secs).unwrap_or(u64::MAX)),
+        );
     }
     response.extensions_mut().insert(error);
     response

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::thumbprint::Thumbprint;
 
 mod memory;
+pub(crate) mod quota;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -105,6 +106,13 @@ pub trait ReplayStore: Debug + Send + Sync + 'static {
         let _ = (key, ttl);
         None
     }
+
+    /// The most live entries the store can hold, when it is bounded and knows it (the
+    /// [`MemoryReplayStore`] does; `None`, the default, for a store such as Redis whose limit
+    /// is set elsewhere). The layer derives its default per-key quota from it.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A shared store: several layers (or a layer and your own code) may hold the same one.
@@ -120,6 +128,10 @@ impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
         ttl: Duration,
     ) -> Option<Result<Seen, ReplayError>> {
         (**self).check_and_insert_now(key, ttl)
+    }
+
+    fn capacity(&self) -> Option<u64> {
+        (**self).capacity()
     }
 }
 
