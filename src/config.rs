@@ -186,6 +186,7 @@ const DEFAULT_KEY_QUOTA: u64 = 10_000;
 /// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by the proof header's text (and one per cached token) |
 /// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by their text, until `exp` |
 /// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
+/// | [`refused_token_cache_ttl`](Self::refused_token_cache_ttl) | 5 s | a refused token sent again costs a lookup, not a signature check or an introspection call |
 /// | [`clock`](Self::clock) | [`SystemClock`] | inject a [`ManualClock`](crate::clock::ManualClock) in tests |
 /// | [`nonce_policy`](Self::nonce_policy) | [`NoncePolicy::Off`] | nonces cost clients a round trip; turn them on to bound proofs by the server's clock |
 /// | [`nonce_secret`](Self::nonce_secret) | a random secret per layer | give every instance the same secret(s) so they accept each other's nonces |
@@ -209,6 +210,7 @@ pub struct DpopLayerBuilder {
     key_cache_capacity: u64,
     token_cache_capacity: u64,
     token_cache_max_ttl: Duration,
+    refused_token_ttl: Duration,
     clock: Arc<dyn Clock>,
     nonce_policy: NoncePolicy,
     nonce_secrets: Vec<NonceSecret>,
@@ -246,6 +248,7 @@ impl Default for DpopLayerBuilder {
             key_cache_capacity: 10_000,
             token_cache_capacity: 10_000,
             token_cache_max_ttl: Duration::from_secs(300),
+            refused_token_ttl: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
             nonce_policy: NoncePolicy::Off,
             nonce_secrets: Vec::new(),
@@ -356,6 +359,16 @@ impl DpopLayerBuilder {
     /// Sets the longest a validated token is cached, whatever its `exp` (default 5 min).
     pub fn token_cache_max_ttl(mut self, ttl: Duration) -> Self {
         self.token_cache_max_ttl = ttl;
+        self
+    }
+
+    /// Sets how long a refused token is remembered, by its SHA-256 (default 5 s, at most
+    /// 5 min; zero turns it off). The same refused token sent again within that time is refused
+    /// at the cost of one lookup: no signature check, no introspection call. Kept short because
+    /// a token refused for a reason that passes (a key the authorization server has just
+    /// published, an introspection replica that lags) is refused that long too.
+    pub fn refused_token_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.refused_token_ttl = ttl;
         self
     }
 
@@ -498,6 +511,12 @@ impl DpopLayerBuilder {
             Duration::from_secs(300),
         )?;
         check_range(
+            "refused_token_cache_ttl",
+            self.refused_token_ttl,
+            Duration::ZERO,
+            Duration::from_secs(300),
+        )?;
+        check_range(
             "token_leeway",
             self.token_leeway,
             Duration::ZERO,
@@ -572,10 +591,11 @@ impl DpopLayerBuilder {
             max_proof_len: self.max_proof_len,
             max_token_len: self.max_token_len,
             validator,
-            tokens: TokenCache::new(
+            tokens: TokenCache::with_refused_ttl(
                 self.token_cache_capacity,
                 self.token_cache_max_ttl,
                 self.key_cache_capacity > 0,
+                self.refused_token_ttl,
             ),
             replay,
             replay_ttl,

@@ -292,39 +292,39 @@ pub(crate) async fn authenticate_from(
         return Err(Error::InvalidProof("ath does not match the access token"));
     }
 
-    // The access token: validated once, then served from the cache until `exp`.
-    let (access, key_slot) = access_token(config, token, cached, token_hash, now).await?;
-    if access.jkt().is_none() {
-        return Err(Error::InvalidToken(
-            "access token is not DPoP-bound (no cnf.jkt)".into(),
-        ));
-    }
+    // The access token and the signature, in the order that keeps a forged request cheap. A
+    // token known without I/O (cached, or answered offline by the validator: a JWT whose key is
+    // at hand) is checked first, so a forged token costs one token signature check and no proof
+    // check. A token that needs an outbound call (a key-set fetch, introspection) is validated
+    // only once the proof's signature verified: a request from someone who holds no key never
+    // causes one.
     let tp = match &proof_key {
         ProofKey::Known(known) => known.thumbprint,
         ProofKey::New(jwk) => thumbprint(jwk),
     };
-    if !access.is_bound_to(&tp) {
-        return Err(Error::InvalidToken("Invalid DPoP key binding".into()));
-    }
-
-    // The signature: the one expensive step. A new key is imported only for a proof that is
-    // bound to the token, and remembered only once its signature verified.
     let signature = parts.decode_signature().map_err(Error::InvalidProof)?;
-    let (key, is_new) = match proof_key {
-        ProofKey::Known(known) => (known, false),
-        ProofKey::New(jwk) => {
-            let key = VerifyingKey::import(alg, &jwk).map_err(Error::InvalidProof)?;
-            let known = KnownKey {
-                alg,
-                thumbprint: tp,
-                key,
-            };
-            (Arc::new(known), true)
-        }
+    let verify = |proof_key| -> Result<(Arc<KnownKey>, bool), Error> {
+        verify_proof(
+            proof_key,
+            alg,
+            tp,
+            parts.signing_input,
+            signature.as_bytes(),
+        )
     };
-    if !key.key.verify(parts.signing_input, signature.as_bytes()) {
-        return Err(Error::InvalidProof("proof signature is invalid"));
-    }
+    let (access, key_slot, (key, is_new)) =
+        match known_token(config, token, cached, token_hash, now_ms)? {
+            Some((access, slot)) => {
+                check_binding(config, &access, &tp, now)?;
+                (access, slot, verify(proof_key)?)
+            }
+            None => {
+                let key = verify(proof_key)?;
+                let (access, slot) = validate_token(config, token, token_hash, now_ms).await?;
+                check_binding(config, &access, &tp, now)?;
+                (access, slot, key)
+            }
+        };
     key_slot.remember(parts.header, &key);
     if is_new {
         config.keys.insert(parts.header, key);
@@ -390,30 +390,99 @@ fn token_hash(token: &[u8], cached: Option<&Cached>) -> [u8; 32] {
     cached.map_or_else(|| Sha256::digest(token).into(), |c| c.hash)
 }
 
-/// The access token: validated once, then served from the cache until `exp`; time claims
-/// checked on every request. `cached` is what the cache held for the token's text. Also
-/// returns the token's key slot.
-async fn access_token(
+/// A validated token and its key slot in the token cache.
+type Validated = (Arc<AccessToken>, Arc<KeySlot>);
+
+/// Verifies the proof's signature with its key; a new key is imported here. Returns the key
+/// and whether it is new (to be remembered once the request is accepted).
+fn verify_proof(
+    proof_key: ProofKey<'_>,
+    alg: Algorithm,
+    thumbprint: Thumbprint,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> Result<(Arc<KnownKey>, bool), Error> {
+    let (key, is_new) = match proof_key {
+        ProofKey::Known(known) => (known, false),
+        ProofKey::New(jwk) => {
+            let key = VerifyingKey::import(alg, &jwk).map_err(Error::InvalidProof)?;
+            let known = KnownKey {
+                alg,
+                thumbprint,
+                key,
+            };
+            (Arc::new(known), true)
+        }
+    };
+    if !key.key.verify(signing_input, signature) {
+        return Err(Error::InvalidProof("proof signature is invalid"));
+    }
+    Ok((key, is_new))
+}
+
+/// The validated token and its key slot, when they can be had without I/O: from the cache,
+/// or from the validator's offline answer (then cached). `Ok(None)`: the validator needs an
+/// outbound call. A token refused shortly before is refused again from the cache.
+fn known_token(
     config: &DpopConfig,
     token: &[u8],
     cached: Option<Cached>,
     token_hash: [u8; 32],
-    now: u64,
-) -> Result<(Arc<AccessToken>, Arc<KeySlot>), Error> {
-    let (access, slot) = match cached {
-        Some(cached) => (cached.token, cached.key),
-        None => {
-            let fresh = Arc::new(
-                config
-                    .validator
-                    .validate(token_text(token)?)
-                    .await
-                    .map_err(token_error)?,
-            );
-            let slot = config.tokens.insert(token, token_hash, fresh.clone(), now);
-            (fresh, slot)
+    now_ms: u64,
+) -> Result<Option<Validated>, Error> {
+    if let Some(cached) = cached {
+        return Ok(Some((cached.token, cached.key)));
+    }
+    if let Some(reason) = config.tokens.refused(&token_hash, now_ms) {
+        return Err(Error::InvalidToken(reason));
+    }
+    match config.validator.validate_offline(token_text(token)?) {
+        None => Ok(None),
+        Some(answer) => accepted_token(config, token, token_hash, now_ms, answer).map(Some),
+    }
+}
+
+/// Validates a token the cache does not know, outbound calls allowed.
+async fn validate_token(
+    config: &DpopConfig,
+    token: &[u8],
+    token_hash: [u8; 32],
+    now_ms: u64,
+) -> Result<Validated, Error> {
+    let answer = config.validator.validate(token_text(token)?).await;
+    accepted_token(config, token, token_hash, now_ms, answer)
+}
+
+/// Caches the validator's answer: a valid token until its `exp`, a refused one briefly.
+fn accepted_token(
+    config: &DpopConfig,
+    token: &[u8],
+    token_hash: [u8; 32],
+    now_ms: u64,
+    answer: Result<AccessToken, TokenError>,
+) -> Result<Validated, Error> {
+    match answer {
+        Ok(access) => {
+            let access = Arc::new(access);
+            let slot = config
+                .tokens
+                .insert(token, token_hash, access.clone(), now_ms / 1000);
+            Ok((access, slot))
         }
-    };
+        Err(TokenError::Invalid(reason)) => {
+            let reason: std::borrow::Cow<'static, str> =
+                sanitize_description(&reason).into_owned().into();
+            config
+                .tokens
+                .insert_refused(token_hash, reason.clone(), now_ms);
+            Err(Error::InvalidToken(reason))
+        }
+        Err(e) => Err(token_error(e)),
+    }
+}
+
+/// The token's time claims, checked on every request, cached or not.
+fn check_times(config: &DpopConfig, access: &AccessToken, now: u64) -> Result<(), Error> {
     let leeway = config.token_leeway.as_secs();
     if access
         .expires_at()
@@ -427,20 +496,48 @@ async fn access_token(
     {
         return Err(Error::InvalidToken("access token is not yet valid".into()));
     }
-    Ok((access, slot))
+    Ok(())
 }
 
-/// A Bearer request: a valid token that is not DPoP-bound (RFC 9449 section 7.2).
+/// The token is current and bound with `cnf.jkt` to the proof's key.
+fn check_binding(
+    config: &DpopConfig,
+    access: &AccessToken,
+    thumbprint: &Thumbprint,
+    now: u64,
+) -> Result<(), Error> {
+    check_times(config, access, now)?;
+    if access.jkt().is_none() {
+        return Err(Error::InvalidToken(
+            "access token is not DPoP-bound (no cnf.jkt)".into(),
+        ));
+    }
+    if !access.is_bound_to(thumbprint) {
+        return Err(Error::InvalidToken("Invalid DPoP key binding".into()));
+    }
+    Ok(())
+}
+
+/// A Bearer request: a valid token that is not DPoP-bound (RFC 9449 section 7.2). There is
+/// no proof: the token is the whole credential, so it is validated as it comes (offline when
+/// the validator can, outbound otherwise).
 async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Error> {
-    let now = config.clock.unix_seconds();
+    let now_ms = config.clock.unix_millis();
+    let now = now_ms / 1000;
     let cached = config.tokens.get(token);
     let token_hash = token_hash(token, cached.as_ref());
-    let (access, _) = access_token(config, token, cached, token_hash, now)
-        .await
-        .map_err(|e| match e {
-            Error::InvalidToken(r) => Error::InvalidBearerToken(r),
-            other => other,
-        })?;
+    let as_bearer = |e| match e {
+        Error::InvalidToken(r) => Error::InvalidBearerToken(r),
+        other => other,
+    };
+    let (access, _) = match known_token(config, token, cached, token_hash, now_ms) {
+        Ok(Some(known)) => known,
+        Ok(None) => validate_token(config, token, token_hash, now_ms)
+            .await
+            .map_err(as_bearer)?,
+        Err(e) => return Err(as_bearer(e)),
+    };
+    check_times(config, &access, now).map_err(as_bearer)?;
     if access.jkt().is_some() {
         return Err(Error::InvalidBearerToken(
             "DPoP-bound access token presented as a Bearer token".into(),
@@ -491,17 +588,17 @@ mod tests {
             Error::InvalidProof("proof signature is invalid")
         );
         assert!(config.keys.get(header).is_none());
-        let slot = config
-            .tokens
-            .get(token.as_bytes())
-            .expect("token validated")
-            .key;
-        assert!(slot.get(header).is_none(), "nor with the token");
+        // A validator that answers offline has cached the token by now; one that needs I/O
+        // has not even been asked (the signature comes first for those).
+        if let Some(cached) = config.tokens.get(token.as_bytes()) {
+            assert!(cached.key.get(header).is_none(), "nor with the token");
+        }
 
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &good)).await;
         assert!(r.is_ok(), "{r:?}");
         let known = config.keys.get(header).expect("remembered");
         assert_eq!(known.thumbprint.to_base64url(), client.jkt());
+        let slot = config.tokens.get(token.as_bytes()).expect("cached").key;
         let with_token = slot.get(header).expect("remembered with the token");
         assert!(Arc::ptr_eq(with_token, &known));
 

@@ -893,21 +893,23 @@ async fn token_is_validated_once_and_expires_from_the_cache() {
         f.get(&late).await,
         Err(Error::InvalidToken("access token has expired".into()))
     );
-    // Invalid tokens are not cached: each attempt is validated.
+    // A refused token is remembered for `refused_token_cache_ttl` (5 s): sent again in that
+    // time it is refused without asking the validator; after it, the validator is asked again.
     let bad = "a.b.c";
-    for _ in 0..2 {
-        let proof = f
-            .client
-            .proof("GET", URL)
-            .access_token(bad)
-            .iat(T0 + 30)
-            .sign();
-        assert!(f
-            .send(Method::GET, "/api/me", bad, &proof)
-            .await
-            .unwrap_err()
-            .is_invalid_token());
+    let f = &f;
+    let send_bad = |iat: u64| {
+        let proof = f.client.proof("GET", URL).access_token(bad).iat(iat).sign();
+        async move { f.send(Method::GET, "/api/me", bad, &proof).await }
+    };
+    for _ in 0..3 {
+        assert!(send_bad(T0 + 30).await.unwrap_err().is_invalid_token());
     }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    f.clock.advance(Duration::from_millis(4_999));
+    assert!(send_bad(T0 + 34).await.unwrap_err().is_invalid_token());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    f.clock.advance(Duration::from_millis(1));
+    assert!(send_bad(T0 + 35).await.unwrap_err().is_invalid_token());
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 

@@ -2,7 +2,11 @@
 //! checked once, not on every request. Each entry also keeps the token's SHA-256 (what `ath`
 //! is made of), so a returning token is not hashed again either, and the proof key verified
 //! with it (a token is bound to one key), so its client's next proof needs one lookup, not two.
+//!
+//! Refused tokens are remembered too, briefly and by their SHA-256: the same refused token sent
+//! again costs one lookup, not a signature check or an introspection call.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -69,12 +73,23 @@ impl Expiry<Arc<[u8]>, Entry> for UntilExp {
     }
 }
 
+/// A refused token's reason and until when (ms on the layer's clock) it is remembered.
+#[derive(Clone)]
+struct Refused {
+    reason: Cow<'static, str>,
+    until_ms: u64,
+}
+
 /// A bounded cache of validated tokens. Eviction is harmless here: an evicted token is
 /// validated again. Only tokens the validator accepted get in, so the memory it holds is
 /// bounded by `capacity` times the size of the tokens the authorization server issues.
+/// Refused tokens go into a second cache of the same capacity, by hash only (about 100 bytes
+/// an entry whatever the token), for `refused_ttl`.
 #[derive(Clone)]
 pub(crate) struct TokenCache {
     cache: Option<Cache<Arc<[u8]>, Entry, foldhash::fast::RandomState>>,
+    refused: Option<Cache<[u8; 32], Refused, foldhash::fast::RandomState>>,
+    refused_ttl: Duration,
     max_ttl: Duration,
     /// Whether entries remember their token's proof key (off when the layer's key cache is).
     remember_keys: bool,
@@ -91,6 +106,23 @@ impl std::fmt::Debug for TokenCache {
 
 impl TokenCache {
     pub(crate) fn new(capacity: u64, max_ttl: Duration, remember_keys: bool) -> Self {
+        Self::with_refused_ttl(capacity, max_ttl, remember_keys, Duration::ZERO)
+    }
+
+    /// Also remembers refused tokens for `refused_ttl` (zero: not at all).
+    pub(crate) fn with_refused_ttl(
+        capacity: u64,
+        max_ttl: Duration,
+        remember_keys: bool,
+        refused_ttl: Duration,
+    ) -> Self {
+        let refused = (capacity > 0 && !refused_ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(capacity)
+                // A bound on memory only; `until_ms` decides on the layer's clock.
+                .time_to_live(refused_ttl)
+                .build_with_hasher(foldhash::fast::RandomState::default())
+        });
         let cache = (capacity > 0 && !max_ttl.is_zero()).then(|| {
             Cache::builder()
                 .max_capacity(capacity)
@@ -101,8 +133,25 @@ impl TokenCache {
         });
         Self {
             cache,
+            refused,
+            refused_ttl,
             max_ttl,
             remember_keys,
+        }
+    }
+
+    /// Why the token with this SHA-256 was refused, if that was less than `refused_ttl` ago.
+    pub(crate) fn refused(&self, hash: &[u8; 32], now_ms: u64) -> Option<Cow<'static, str>> {
+        let entry = self.refused.as_ref()?.get(hash)?;
+        (now_ms < entry.until_ms).then_some(entry.reason)
+    }
+
+    /// Remembers that the token with this SHA-256 was refused, and why.
+    pub(crate) fn insert_refused(&self, hash: [u8; 32], reason: Cow<'static, str>, now_ms: u64) {
+        if let Some(refused) = &self.refused {
+            let ttl = u64::try_from(self.refused_ttl.as_millis()).unwrap_or(u64::MAX);
+            let until_ms = now_ms.saturating_add(ttl);
+            refused.insert(hash, Refused { reason, until_ms });
         }
     }
 
@@ -171,6 +220,32 @@ mod tests {
         std::thread::sleep(Duration::from_millis(900));
         assert!(cache.get(b"t1").is_none());
         assert!(cache.get(b"t2").is_none());
+    }
+
+    /// A refused token is remembered by hash for `refused_ttl` on the layer's clock, then
+    /// forgotten; nothing is remembered when the TTL or the capacity is zero.
+    #[test]
+    fn refused_tokens_are_remembered_briefly() {
+        let cache =
+            TokenCache::with_refused_ttl(10, Duration::from_secs(60), true, Duration::from_secs(5));
+        cache.insert_refused([1; 32], "bad signature".into(), 1_000);
+        assert_eq!(
+            cache.refused(&[1; 32], 1_000).as_deref(),
+            Some("bad signature")
+        );
+        assert_eq!(
+            cache.refused(&[1; 32], 5_999).as_deref(),
+            Some("bad signature")
+        );
+        assert_eq!(cache.refused(&[1; 32], 6_000), None);
+        assert_eq!(cache.refused(&[2; 32], 1_000), None);
+        for off in [
+            TokenCache::with_refused_ttl(10, Duration::from_secs(60), true, Duration::ZERO),
+            TokenCache::with_refused_ttl(0, Duration::from_secs(60), true, Duration::from_secs(5)),
+        ] {
+            off.insert_refused([1; 32], "x".into(), 0);
+            assert_eq!(off.refused(&[1; 32], 0), None);
+        }
     }
 
     #[test]

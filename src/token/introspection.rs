@@ -55,12 +55,15 @@ use crate::config::ConfigError;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Default timeout of one introspection call (connect and whole request).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default number of introspection calls in flight at once.
+const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// Builds an [`IntrospectionValidator`]; see [`IntrospectionValidator::builder`].
 pub struct IntrospectionValidatorBuilder {
     endpoint: String,
     credentials: Option<(String, String)>,
     timeout: Duration,
+    max_in_flight: usize,
 }
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
@@ -72,6 +75,7 @@ impl fmt::Debug for IntrospectionValidatorBuilder {
                 &self.credentials.as_ref().map(|(id, _)| id.as_str()),
             )
             .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +98,19 @@ impl IntrospectionValidatorBuilder {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The most introspection calls in flight at once (default 64). A token that would need
+    /// one more is refused with [`TokenError::Unavailable`] (503) at once, rather than queued:
+    /// a slow authorization server then costs the resource server a bounded number of open
+    /// calls, whatever the traffic. Only requests whose DPoP proof verified (or Bearer
+    /// requests, when accepted) reach the validator, and a refused token is not introspected
+    /// again for a while (see
+    /// [`refused_token_cache_ttl`](crate::DpopLayerBuilder::refused_token_cache_ttl)).
+    #[must_use]
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls;
         self
     }
 
@@ -124,6 +141,11 @@ impl IntrospectionValidatorBuilder {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("introspection timeout must not be zero"));
         }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::new(
+                "introspection max_in_flight must be at least 1",
+            ));
+        }
         let basic = format!(
             "Basic {}",
             STANDARD.encode(format!(
@@ -147,6 +169,7 @@ impl IntrospectionValidatorBuilder {
             client_id,
             authorization,
             timeout: self.timeout,
+            in_flight: tokio::sync::Semaphore::new(self.max_in_flight),
             client,
         })
     }
@@ -160,6 +183,8 @@ pub struct IntrospectionValidator {
     /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
     authorization: reqwest::header::HeaderValue,
     timeout: Duration,
+    /// One permit per call in flight.
+    in_flight: tokio::sync::Semaphore,
     client: reqwest::Client,
 }
 
@@ -181,6 +206,7 @@ impl IntrospectionValidator {
             endpoint: endpoint_url.into(),
             credentials: None,
             timeout: DEFAULT_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 
@@ -231,6 +257,16 @@ impl IntrospectionValidator {
 #[async_trait]
 impl TokenValidator for IntrospectionValidator {
     async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            tracing::warn!(
+                target: "tower_dpop",
+                endpoint = %self.url,
+                "too many token introspection calls in flight; request refused"
+            );
+            return Err(TokenError::unavailable(
+                "too many token introspection calls in flight",
+            ));
+        };
         let response = match self.introspect(token).await {
             Ok(v) => v,
             Err(e) => {
