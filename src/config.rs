@@ -10,6 +10,7 @@ use crate::htu::PublicOrigin;
 use crate::key::KeyCache;
 use crate::layer::DpopLayer;
 use crate::nonce::{NoncePolicy, NonceSecret, Nonces};
+use crate::proxy::{ForwardedHeader, ProxyTrust, TrustedProxy};
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
@@ -57,7 +58,8 @@ pub struct DpopConfig {
     /// RFC 9728 metadata URL, sent as `resource_metadata` in challenges.
     pub(crate) resource_metadata: Option<String>,
     pub(crate) counters: crate::metrics::Counters,
-    pub(crate) trusted_proxies: Vec<crate::proxy::TrustedProxy>,
+    /// The proxies whose forwarded origin is read, and the header family they set.
+    pub(crate) proxy: Option<ProxyTrust>,
     pub(crate) allow_anonymous: bool,
     pub(crate) rejection_body: Option<Arc<RejectionBody>>,
 }
@@ -80,6 +82,7 @@ impl fmt::Debug for DpopConfig {
             .field("replay", &self.replay)
             .field("clock", &self.clock)
             .field("nonce_policy", &self.nonce_policy)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +160,7 @@ impl DpopConfig {
 /// | [`allow_bearer`](Self::allow_bearer) | false: DPoP only | Bearer lets a stolen token work for anyone; accept it only while clients migrate |
 /// | [`resource_metadata`](Self::resource_metadata) | none | RFC 9728 metadata URL advertised in challenges |
 /// | [`trusted_proxy`](Self::trusted_proxy) | none | forwarding headers are chosen by the sender; trust them only from your proxies |
+/// | [`forwarded_header`](Self::forwarded_header) | none: required with `trusted_proxy` | only the family your proxy sets can be trusted; the other one comes from the client |
 #[must_use]
 pub struct DpopLayerBuilder {
     origins: Vec<String>,
@@ -179,6 +183,7 @@ pub struct DpopLayerBuilder {
     resource_metadata: Option<String>,
     rejection_body: Option<Arc<RejectionBody>>,
     trusted_proxies: Vec<String>,
+    forwarded_header: Option<ForwardedHeader>,
     allow_anonymous: bool,
 }
 
@@ -214,6 +219,7 @@ impl Default for DpopLayerBuilder {
             resource_metadata: None,
             rejection_body: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: None,
             allow_anonymous: false,
         }
     }
@@ -347,14 +353,24 @@ impl DpopLayerBuilder {
         self
     }
 
-    /// Trusts `Forwarded` (or `X-Forwarded-Proto` + `X-Forwarded-Host`) from this proxy
-    /// address or CIDR network (`10.0.0.0/8`): for requests whose TCP peer is in it, the origin
-    /// the proxy reports is accepted for `htu` as well as the configured ones. The peer address
-    /// comes from axum's `ConnectInfo<SocketAddr>` (serve with
+    /// Trusts the forwarding headers named by [`forwarded_header`](Self::forwarded_header)
+    /// from this proxy address or CIDR network (`10.0.0.0/8`); call again to add more. A request
+    /// whose TCP peer is in it must report one of the [`public_origin`](Self::public_origin)s,
+    /// and its proof's `htu` must be for that origin (see [`crate::proxy`] for every rule). The
+    /// peer address comes from axum's `ConnectInfo<SocketAddr>` (serve with
     /// `into_make_service_with_connect_info::<SocketAddr>()`); without it nothing is trusted.
-    /// Only trust proxies that set these headers themselves and only forward hosts you serve.
+    /// Requires `forwarded_header` and at least one `public_origin`.
     pub fn trusted_proxy(mut self, address_or_network: impl Into<String>) -> Self {
         self.trusted_proxies.push(address_or_network.into());
+        self
+    }
+
+    /// Names the forwarding headers the [`trusted_proxy`](Self::trusted_proxy)s set (required
+    /// with them, refused without them): [`ForwardedHeader::Forwarded`] (RFC 7239) or
+    /// [`ForwardedHeader::XForwarded`] (`X-Forwarded-Proto` + `X-Forwarded-Host`). The other
+    /// family is never read, and a request from a trusted proxy that carries it is refused.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = Some(header);
         self
     }
 
@@ -381,21 +397,41 @@ impl DpopLayerBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first problem: no origin or an invalid one, no token
-    /// validator, no algorithm, or a window or size outside its bounds.
+    /// validator, no algorithm, a window or size outside its bounds, a trusted proxy that is not
+    /// an address or network, a trusted proxy without `forwarded_header`, or `forwarded_header`
+    /// without a trusted proxy.
     pub fn build(self) -> Result<DpopLayer, ConfigError> {
         self.build_config().map(DpopLayer::from_config)
     }
 
     pub(crate) fn build_config(self) -> Result<DpopConfig, ConfigError> {
-        let trusted_proxies = self
+        let proxies = self
             .trusted_proxies
             .iter()
             .map(|p| p.parse())
-            .collect::<Result<Vec<crate::proxy::TrustedProxy>, _>>()?;
-        if self.origins.is_empty() && trusted_proxies.is_empty() {
-            return Err(ConfigError::new(
-                "no public origin: set the scheme://host[:port] clients use to reach this server",
-            ));
+            .collect::<Result<Vec<TrustedProxy>, _>>()?;
+        let proxy =
+            match (proxies.is_empty(), self.forwarded_header) {
+                (true, None) => None,
+                (true, Some(_)) => return Err(ConfigError::new(
+                    "forwarded_header is set but no trusted_proxy: it would do nothing; add the \
+                     proxy addresses with trusted_proxy, or remove forwarded_header",
+                )),
+                (false, None) => {
+                    return Err(ConfigError::new(
+                        "trusted_proxy needs forwarded_header: set ForwardedHeader::Forwarded or \
+                     ForwardedHeader::XForwarded, whichever family your proxy sets",
+                    ))
+                }
+                (false, Some(header)) => Some(ProxyTrust { proxies, header }),
+            };
+        if self.origins.is_empty() {
+            return Err(ConfigError::new(if proxy.is_some() {
+                "trusted_proxy needs public_origin: a forwarded origin is accepted only if it is \
+                 one of the public origins; add each origin the proxy forwards"
+            } else {
+                "no public origin: set the scheme://host[:port] clients use to reach this server"
+            }));
         }
         let mut origins = Vec::with_capacity(self.origins.len());
         for o in &self.origins {
@@ -495,7 +531,7 @@ impl DpopLayerBuilder {
             allow_bearer: self.allow_bearer,
             resource_metadata: self.resource_metadata,
             counters: crate::metrics::Counters::default(),
-            trusted_proxies,
+            proxy,
             allow_anonymous: self.allow_anonymous,
             rejection_body: self.rejection_body,
         })
