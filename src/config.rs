@@ -10,7 +10,7 @@ use crate::htu::PublicOrigin;
 use crate::key::KeyCache;
 use crate::layer::DpopLayer;
 use crate::nonce::{NoncePolicy, NonceSecret, Nonces};
-use crate::proxy::{ForwardedHeader, ProxyTrust, TrustedProxy};
+use crate::proxy::{ForwardedHeader, ProxyTrust};
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
@@ -405,26 +405,7 @@ impl DpopLayerBuilder {
     }
 
     pub(crate) fn build_config(self) -> Result<DpopConfig, ConfigError> {
-        let proxies = self
-            .trusted_proxies
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<Vec<TrustedProxy>, _>>()?;
-        let proxy =
-            match (proxies.is_empty(), self.forwarded_header) {
-                (true, None) => None,
-                (true, Some(_)) => return Err(ConfigError::new(
-                    "forwarded_header is set but no trusted_proxy: it would do nothing; add the \
-                     proxy addresses with trusted_proxy, or remove forwarded_header",
-                )),
-                (false, None) => {
-                    return Err(ConfigError::new(
-                        "trusted_proxy needs forwarded_header: set ForwardedHeader::Forwarded or \
-                     ForwardedHeader::XForwarded, whichever family your proxy sets",
-                    ))
-                }
-                (false, Some(header)) => Some(ProxyTrust { proxies, header }),
-            };
+        let proxy = ProxyTrust::from_config(&self.trusted_proxies, self.forwarded_header)?;
         if self.origins.is_empty() {
             return Err(ConfigError::new(if proxy.is_some() {
                 "trusted_proxy needs public_origin: a forwarded origin is accepted only if it is \

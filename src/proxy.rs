@@ -170,6 +170,29 @@ pub(crate) struct ProxyTrust {
 }
 
 impl ProxyTrust {
+    /// The builder's `trusted_proxy` addresses and `forwarded_header`: both or neither.
+    pub(crate) fn from_config(
+        proxies: &[String],
+        header: Option<ForwardedHeader>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let proxies = proxies
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<Vec<TrustedProxy>, _>>()?;
+        match (proxies.is_empty(), header) {
+            (true, None) => Ok(None),
+            (false, Some(header)) => Ok(Some(Self { proxies, header })),
+            (true, Some(_)) => Err(ConfigError::new(
+                "forwarded_header is set but no trusted_proxy: it would do nothing; \
+                 add the proxy addresses with trusted_proxy, or remove forwarded_header",
+            )),
+            (false, None) => Err(ConfigError::new(
+                "trusted_proxy needs forwarded_header: set ForwardedHeader::Forwarded or \
+                 ForwardedHeader::XForwarded, whichever family your proxy sets",
+            )),
+        }
+    }
+
     /// The configured origin a trusted proxy reports for this request: `Ok(None)` when the peer
     /// is unknown or not a trusted proxy (its forwarding headers are ignored), an
     /// `invalid_request` error when a trusted proxy's request does not name one of `origins`.
