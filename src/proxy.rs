@@ -29,8 +29,11 @@
 //! - the proof's `htu` must then be that origin followed by the request path, not merely any
 //!   configured origin (else 401 `invalid_dpop_proof`).
 //!
-//! Requests from any other peer (or without `ConnectInfo`) have their forwarding headers ignored
-//! and `htu` checked against the configured origins, as without a trusted proxy.
+//! These checks come before credentials are looked at, so a trusted proxy's request without
+//! credentials is refused in the same way, even on a layer that
+//! [allows anonymous requests](crate::DpopLayerBuilder::allow_anonymous). Requests from any
+//! other peer (or without `ConnectInfo`) have their forwarding headers ignored and `htu` checked
+//! against the configured origins, as without a trusted proxy.
 //!
 //! ```
 //! use tower_dpop::proxy::ForwardedHeader;

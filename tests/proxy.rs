@@ -10,7 +10,7 @@ use axum::Router;
 use common::{builder_for, listen, spawn_app_with_connect_info};
 use tower_dpop::proxy::ForwardedHeader;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
+use tower_dpop::{Algorithm, DpopAuth, DpopLayer, DpopLayerBuilder};
 
 const API: &str = "https://api.example.com";
 const OTHER: &str = "https://other.example.com:8443";
@@ -37,17 +37,31 @@ impl Drop for Server {
 
 /// A server for [`API`] and [`OTHER`] that trusts `trusted` to set `family`.
 async fn start(trusted: &str, family: ForwardedHeader) -> Server {
+    start_with(trusted, family, |b| b).await
+}
+
+/// [`start`], with more settings from `f`.
+async fn start_with(
+    trusted: &str,
+    family: ForwardedHeader,
+    f: impl FnOnce(DpopLayerBuilder) -> DpopLayerBuilder,
+) -> Server {
     let issuer = TestIssuer::new();
     let (listener, local) = listen().await;
-    let layer = builder_for(API, &issuer)
+    let builder = builder_for(API, &issuer)
         .public_origin(OTHER)
         .trusted_proxy(trusted)
-        .forwarded_header(family)
-        .build()
-        .unwrap();
-    let app = Router::new()
-        .route("/me", get(|a: DpopAuth| async move { a.jkt.to_string() }))
-        .layer(layer);
+        .forwarded_header(family);
+    let layer = f(builder).build().unwrap();
+    let app =
+        Router::new()
+            .route(
+                "/me",
+                get(|a: Option<DpopAuth>| async move {
+                    a.map(|a| a.jkt.to_string()).unwrap_or_default()
+                }),
+            )
+            .layer(layer);
     let task = spawn_app_with_connect_info(listener, app);
     Server {
         local,
@@ -121,6 +135,32 @@ async fn a_client_added_forwarded_header_is_refused_behind_an_x_forwarded_proxy(
     assert_eq!(s.get(evil_htu, &host_passed).await, refused(NO_X_FORWARDED));
     let with_forwarded: Vec<_> = host_passed.iter().chain(&evil).copied().collect();
     assert_eq!(s.get(evil_htu, &with_forwarded).await, refused(MIXED));
+}
+
+/// The forwarded origin is checked before credentials, so an anonymous request from a trusted
+/// proxy must name a configured origin too.
+#[tokio::test]
+async fn anonymous_requests_from_a_trusted_proxy_must_name_a_configured_origin() {
+    let s = start_with("127.0.0.0/8", ForwardedHeader::XForwarded, |b| {
+        b.allow_anonymous(true)
+    })
+    .await;
+    let api = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "api.example.com"),
+    ];
+    assert_eq!(s.get(None, &api).await, OK);
+    let evil = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "evil.example"),
+    ];
+    assert_eq!(s.get(None, &evil).await, refused(NOT_CONFIGURED));
+    let mixed: Vec<_> = api
+        .iter()
+        .copied()
+        .chain([("forwarded", "proto=https;host=api.example.com")])
+        .collect();
+    assert_eq!(s.get(None, &mixed).await, refused(MIXED));
 }
 
 /// The same attack behind a proxy that sets `Forwarded`: the client adds `X-Forwarded-Host`.
