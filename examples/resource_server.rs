@@ -15,9 +15,13 @@
 //! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
 //! | `DPOP_ALLOW_BEARER` | `1` also accepts `Authorization: Bearer` for tokens without `cnf.jkt` (a bound token under Bearer is still refused) | DPoP only |
 //! | `DPOP_REDIS_URL` | `redis://host:port`: keep the replay cache in that Redis (build with `--features redis`; without the feature the server refuses to start) | in memory |
+//! | `DPOP_TRUSTED_PROXY` | comma-separated addresses or CIDR networks (`10.0.0.0/8, ::1`) of the proxies whose forwarding headers are trusted; a request from one must report `DPOP_PUBLIC_URL` as its origin (else 400), and its proof must be for it. Requires `DPOP_FORWARDED_HEADER` and `DPOP_PUBLIC_URL` | none: forwarding headers ignored |
+//! | `DPOP_FORWARDED_HEADER` | the headers those proxies set: `forwarded` (RFC 7239 `Forwarded`) or `x-forwarded` (`X-Forwarded-Proto` + `X-Forwarded-Host`); the other family is never read, and a request from a trusted proxy that carries it is refused. Required with `DPOP_TRUSTED_PROXY`, refused without it | none |
 //! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
 //!
-//! An empty variable counts as unset.
+//! An empty variable counts as unset. The server is served with the TCP peer's address
+//! (`into_make_service_with_connect_info`), which is what `DPOP_TRUSTED_PROXY` is checked
+//! against.
 //!
 //! Routes:
 //!
@@ -50,6 +54,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
+use tower_dpop::proxy::{ForwardedHeader, TrustedProxy};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{ConfigError, DpopLayer, TokenAuth};
 use tracing_subscriber::EnvFilter;
@@ -78,6 +83,10 @@ struct Settings {
     redis_url: Option<String>,
     /// `DPOP_ALLOW_BEARER=1`.
     allow_bearer: bool,
+    /// `DPOP_TRUSTED_PROXY`, each entry checked to be an address or network.
+    trusted_proxies: Vec<String>,
+    /// `DPOP_FORWARDED_HEADER`; `Some` exactly when `trusted_proxies` is not empty.
+    forwarded_header: Option<ForwardedHeader>,
 }
 
 /// Why the server could not start.
@@ -190,16 +199,75 @@ impl Settings {
             }
         };
 
+        let public_url = var("DPOP_PUBLIC_URL")?;
+        let trusted_proxies = match var("DPOP_TRUSTED_PROXY")? {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|entry| {
+                    let entry = entry.trim();
+                    match entry.parse::<TrustedProxy>() {
+                        Ok(_) => Ok(entry.to_owned()),
+                        Err(_) => Err(StartError::Env {
+                            var: "DPOP_TRUSTED_PROXY",
+                            reason: format!(
+                                "{entry:?} is not an IP address or CIDR network such as 10.0.0.0/8"
+                            ),
+                        }),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let forwarded_header = match var("DPOP_FORWARDED_HEADER")?.as_deref().map(str::trim) {
+            None => None,
+            Some("forwarded") => Some(ForwardedHeader::Forwarded),
+            Some("x-forwarded") => Some(ForwardedHeader::XForwarded),
+            Some(other) => {
+                return Err(StartError::Env {
+                    var: "DPOP_FORWARDED_HEADER",
+                    reason: format!("{other:?} is neither \"forwarded\" nor \"x-forwarded\""),
+                })
+            }
+        };
+        match (trusted_proxies.is_empty(), forwarded_header.is_some()) {
+            (false, false) => {
+                return Err(StartError::Env {
+                    var: "DPOP_FORWARDED_HEADER",
+                    reason: "required with DPOP_TRUSTED_PROXY: \"forwarded\" (RFC 7239) or \
+                             \"x-forwarded\" (X-Forwarded-Proto + X-Forwarded-Host), whichever \
+                             your proxy sets"
+                        .into(),
+                })
+            }
+            (true, true) => {
+                return Err(StartError::Env {
+                    var: "DPOP_FORWARDED_HEADER",
+                    reason: "set without DPOP_TRUSTED_PROXY, where it would do nothing".into(),
+                })
+            }
+            _ => {}
+        }
+        if !trusted_proxies.is_empty() && public_url.is_none() {
+            return Err(StartError::Env {
+                var: "DPOP_PUBLIC_URL",
+                reason: "required with DPOP_TRUSTED_PROXY: a forwarded origin is accepted only \
+                         if it equals DPOP_PUBLIC_URL"
+                    .into(),
+            });
+        }
+
         Ok(Self {
             allow_bearer,
             listen,
-            public_url: var("DPOP_PUBLIC_URL")?,
+            public_url,
             jwks_url,
             issuer: var("DPOP_ISSUER")?,
             audience: var("DPOP_AUDIENCE")?,
             nonce_required,
             nonce_secret,
             redis_url,
+            trusted_proxies,
+            forwarded_header,
         })
     }
 
@@ -232,6 +300,12 @@ impl Settings {
         }
         if let Some(secret) = &self.nonce_secret {
             builder = builder.nonce_secret(secret.clone());
+        }
+        for proxy in &self.trusted_proxies {
+            builder = builder.trusted_proxy(proxy);
+        }
+        if let Some(header) = self.forwarded_header {
+            builder = builder.forwarded_header(header);
         }
         #[cfg(feature = "redis")]
         if let Some(url) = &self.redis_url {
@@ -345,16 +419,40 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         nonce_secret = if settings.nonce_secret.is_some() { "configured" } else { "random" },
         replay_store = if settings.redis_url.is_some() { "redis" } else { "memory" },
         bearer = settings.allow_bearer,
+        trusted_proxy = if settings.trusted_proxies.is_empty() {
+            "(none)".to_owned()
+        } else {
+            settings.trusted_proxies.join(", ")
+        },
+        forwarded_header = match settings.forwarded_header {
+            Some(ForwardedHeader::Forwarded) => "forwarded",
+            Some(ForwardedHeader::XForwarded) => "x-forwarded",
+            _ => "(none)",
+        },
         "configuration"
     );
     println!("tower-dpop resource server listening on http://{bound}");
     // A failed flush (stdout closed) must not stop the server.
     let _ = std::io::stdout().flush();
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    serve(listener, app, shutdown_signal())
         .await
         .map_err(StartError::Serve)
+}
+
+/// Serves `app` until `shutdown` resolves, with each connection's peer address as
+/// `ConnectInfo<SocketAddr>`: without it no request would come from a trusted proxy.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[tokio::main]
@@ -380,5 +478,133 @@ async fn main() -> ExitCode {
                 _ => ExitCode::from(2),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    use super::*;
+
+    const JWKS: (&str, &str) = ("DPOP_JWKS_URL", "http://127.0.0.1:9/jwks");
+    const PUBLIC: (&str, &str) = ("DPOP_PUBLIC_URL", "https://api.example.com");
+
+    fn settings(vars: &[(&'static str, &str)]) -> Result<Settings, StartError> {
+        let map: HashMap<&str, OsString> =
+            vars.iter().map(|(k, v)| (*k, OsString::from(v))).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    /// What the proxy variables give: the trusted proxies and the header family, or the name of
+    /// the variable the one-line error names.
+    type Expected = Result<(&'static [&'static str], Option<ForwardedHeader>), &'static str>;
+
+    struct Case {
+        name: &'static str,
+        vars: &'static [(&'static str, &'static str)],
+        expected: Expected,
+    }
+
+    const XF: Option<ForwardedHeader> = Some(ForwardedHeader::XForwarded);
+    const F: Option<ForwardedHeader> = Some(ForwardedHeader::Forwarded);
+
+    #[rustfmt::skip]
+    const CASES: &[Case] = &[
+        Case { name: "none", vars: &[], expected: Ok((&[], None)) },
+        Case { name: "empty counts as unset", vars: &[("DPOP_TRUSTED_PROXY", ""), ("DPOP_FORWARDED_HEADER", "")], expected: Ok((&[], None)) },
+        Case { name: "x-forwarded", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "10.0.0.0/8, ::1"), ("DPOP_FORWARDED_HEADER", "x-forwarded")], expected: Ok((&["10.0.0.0/8", "::1"], XF)) },
+        Case { name: "forwarded", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "192.168.1.7"), ("DPOP_FORWARDED_HEADER", " forwarded ")], expected: Ok((&["192.168.1.7"], F)) },
+        Case { name: "proxy without header", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "10.0.0.0/8")], expected: Err("DPOP_FORWARDED_HEADER") },
+        Case { name: "proxy without public url", vars: &[("DPOP_TRUSTED_PROXY", "10.0.0.0/8"), ("DPOP_FORWARDED_HEADER", "forwarded")], expected: Err("DPOP_PUBLIC_URL") },
+        Case { name: "header without proxy", vars: &[PUBLIC, ("DPOP_FORWARDED_HEADER", "forwarded")], expected: Err("DPOP_FORWARDED_HEADER") },
+        Case { name: "header with an empty proxy list", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", ""), ("DPOP_FORWARDED_HEADER", "x-forwarded")], expected: Err("DPOP_FORWARDED_HEADER") },
+        Case { name: "unknown header", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "10.0.0.0/8"), ("DPOP_FORWARDED_HEADER", "x-forwarded-for")], expected: Err("DPOP_FORWARDED_HEADER") },
+        Case { name: "header name spelled as a header", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "10.0.0.0/8"), ("DPOP_FORWARDED_HEADER", "X-Forwarded-Host")], expected: Err("DPOP_FORWARDED_HEADER") },
+        Case { name: "host name as proxy", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "proxy.internal"), ("DPOP_FORWARDED_HEADER", "forwarded")], expected: Err("DPOP_TRUSTED_PROXY") },
+        Case { name: "bad prefix", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "10.0.0.0/33"), ("DPOP_FORWARDED_HEADER", "forwarded")], expected: Err("DPOP_TRUSTED_PROXY") },
+        Case { name: "empty entry", vars: &[PUBLIC, ("DPOP_TRUSTED_PROXY", "10.0.0.1,,10.0.0.2"), ("DPOP_FORWARDED_HEADER", "forwarded")], expected: Err("DPOP_TRUSTED_PROXY") },
+    ];
+
+    #[test]
+    fn proxy_variables() {
+        for case in CASES {
+            let mut vars = vec![JWKS];
+            vars.extend_from_slice(case.vars);
+            let got = match settings(&vars) {
+                Ok(s) => Ok((s.trusted_proxies.clone(), s.forwarded_header)),
+                Err(StartError::Env { var, reason }) => {
+                    let line = StartError::Env { var, reason }.to_string();
+                    assert!(line.starts_with(var) && !line.contains('\n'), "{line}");
+                    Err(var)
+                }
+                Err(other) => panic!("{}: {other}", case.name),
+            };
+            let expected = case.expected.map(|(proxies, header)| {
+                (proxies.iter().map(|p| (*p).to_owned()).collect(), header)
+            });
+            assert_eq!(got, expected, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn the_proxy_settings_build_a_layer() {
+        let s = settings(&[
+            JWKS,
+            PUBLIC,
+            ("DPOP_TRUSTED_PROXY", "10.0.0.0/8,::1"),
+            ("DPOP_FORWARDED_HEADER", "forwarded"),
+        ])
+        .unwrap();
+        let origin = s.public_origin("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(origin, "https://api.example.com");
+        assert!(s.layer(&origin).is_ok());
+    }
+
+    async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut req = reqwest::Client::new().get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+
+    /// `serve` hands the layer the peer address: a request from the trusted proxy (this test,
+    /// on 127.0.0.1) that reports another origin than `DPOP_PUBLIC_URL` is refused before its
+    /// missing credentials are.
+    #[tokio::test]
+    async fn served_with_the_peer_address_so_the_trusted_proxy_applies() {
+        let s = settings(&[
+            JWKS,
+            PUBLIC,
+            ("DPOP_TRUSTED_PROXY", "127.0.0.1"),
+            ("DPOP_FORWARDED_HEADER", "x-forwarded"),
+        ])
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bound = listener.local_addr().unwrap();
+        let app = router(s.layer(&s.public_origin(bound)).unwrap(), None);
+        let server = tokio::spawn(serve(listener, app, std::future::pending()));
+        let url = format!("http://{bound}/api/me");
+
+        let evil = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+        ];
+        let (status, body) = get(&url, &evil).await;
+        assert_eq!(status, 400);
+        assert!(
+            body.contains("forwarded origin is not a configured public origin"),
+            "{body}"
+        );
+        let public = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "api.example.com"),
+        ];
+        assert_eq!(get(&url, &public).await.0, 401);
+        server.abort();
     }
 }

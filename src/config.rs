@@ -10,6 +10,7 @@ use crate::htu::PublicOrigin;
 use crate::key::KeyCache;
 use crate::layer::DpopLayer;
 use crate::nonce::{NoncePolicy, NonceSecret, Nonces};
+use crate::proxy::{ForwardedHeader, ProxyTrust};
 use crate::replay::quota::KeyQuota;
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
@@ -62,7 +63,8 @@ pub struct DpopConfig {
     /// RFC 9728 metadata URL, sent as `resource_metadata` in challenges.
     pub(crate) resource_metadata: Option<String>,
     pub(crate) counters: crate::metrics::Counters,
-    pub(crate) trusted_proxies: Vec<crate::proxy::TrustedProxy>,
+    /// The proxies whose forwarded origin is read, and the header family they set.
+    pub(crate) proxy: Option<ProxyTrust>,
     pub(crate) allow_anonymous: bool,
     pub(crate) rejection_body: Option<Arc<RejectionBody>>,
 }
@@ -87,6 +89,7 @@ impl fmt::Debug for DpopConfig {
             .field("replay_key_quota", &self.quota.limit())
             .field("clock", &self.clock)
             .field("nonce_policy", &self.nonce_policy)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -194,6 +197,7 @@ const DEFAULT_KEY_QUOTA: u64 = 10_000;
 /// | [`allow_bearer`](Self::allow_bearer) | false: DPoP only | Bearer lets a stolen token work for anyone; accept it only while clients migrate |
 /// | [`resource_metadata`](Self::resource_metadata) | none | RFC 9728 metadata URL advertised in challenges |
 /// | [`trusted_proxy`](Self::trusted_proxy) | none | forwarding headers are chosen by the sender; trust them only from your proxies |
+/// | [`forwarded_header`](Self::forwarded_header) | none: required with `trusted_proxy` | only the family your proxy sets can be trusted; the other one comes from the client |
 #[must_use]
 pub struct DpopLayerBuilder {
     origins: Vec<String>,
@@ -219,6 +223,7 @@ pub struct DpopLayerBuilder {
     resource_metadata: Option<String>,
     rejection_body: Option<Arc<RejectionBody>>,
     trusted_proxies: Vec<String>,
+    forwarded_header: Option<ForwardedHeader>,
     allow_anonymous: bool,
 }
 
@@ -257,6 +262,7 @@ impl Default for DpopLayerBuilder {
             resource_metadata: None,
             rejection_body: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: None,
             allow_anonymous: false,
         }
     }
@@ -423,14 +429,24 @@ impl DpopLayerBuilder {
         self
     }
 
-    /// Trusts `Forwarded` (or `X-Forwarded-Proto` + `X-Forwarded-Host`) from this proxy
-    /// address or CIDR network (`10.0.0.0/8`): for requests whose TCP peer is in it, the origin
-    /// the proxy reports is accepted for `htu` as well as the configured ones. The peer address
-    /// comes from axum's `ConnectInfo<SocketAddr>` (serve with
+    /// Trusts the forwarding headers named by [`forwarded_header`](Self::forwarded_header)
+    /// from this proxy address or CIDR network (`10.0.0.0/8`); call again to add more. A request
+    /// whose TCP peer is in it must report one of the [`public_origin`](Self::public_origin)s,
+    /// and its proof's `htu` must be for that origin (see [`crate::proxy`] for every rule). The
+    /// peer address comes from axum's `ConnectInfo<SocketAddr>` (serve with
     /// `into_make_service_with_connect_info::<SocketAddr>()`); without it nothing is trusted.
-    /// Only trust proxies that set these headers themselves and only forward hosts you serve.
+    /// Requires `forwarded_header` and at least one `public_origin`.
     pub fn trusted_proxy(mut self, address_or_network: impl Into<String>) -> Self {
         self.trusted_proxies.push(address_or_network.into());
+        self
+    }
+
+    /// Names the forwarding headers the [`trusted_proxy`](Self::trusted_proxy)s set (required
+    /// with them, refused without them): [`ForwardedHeader::Forwarded`] (RFC 7239) or
+    /// [`ForwardedHeader::XForwarded`] (`X-Forwarded-Proto` + `X-Forwarded-Host`). The other
+    /// family is never read, and a request from a trusted proxy that carries it is refused.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = Some(header);
         self
     }
 
@@ -457,21 +473,22 @@ impl DpopLayerBuilder {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first problem: no origin or an invalid one, no token
-    /// validator, no algorithm, or a window or size outside its bounds.
+    /// validator, no algorithm, a window or size outside its bounds, a trusted proxy that is not
+    /// an address or network, a trusted proxy without `forwarded_header`, or `forwarded_header`
+    /// without a trusted proxy.
     pub fn build(self) -> Result<DpopLayer, ConfigError> {
         self.build_config().map(DpopLayer::from_config)
     }
 
     pub(crate) fn build_config(self) -> Result<DpopConfig, ConfigError> {
-        let trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<Vec<crate::proxy::TrustedProxy>, _>>()?;
-        if self.origins.is_empty() && trusted_proxies.is_empty() {
-            return Err(ConfigError::new(
-                "no public origin: set the scheme://host[:port] clients use to reach this server",
-            ));
+        let proxy = ProxyTrust::from_config(&self.trusted_proxies, self.forwarded_header)?;
+        if self.origins.is_empty() {
+            return Err(ConfigError::new(if proxy.is_some() {
+                "trusted_proxy needs public_origin: a forwarded origin is accepted only if it is \
+                 one of the public origins; add each origin the proxy forwards"
+            } else {
+                "no public origin: set the scheme://host[:port] clients use to reach this server"
+            }));
         }
         let mut origins = Vec::with_capacity(self.origins.len());
         for o in &self.origins {
@@ -571,10 +588,13 @@ impl DpopLayerBuilder {
             None => default_key_quota(capacity),
         };
         let replay_ttl = self.max_age + self.future_leeway + self.clock_skew;
+        // Every tracked key has a live entry in the store, but a key's count may run a bucket
+        // over (see `KeyQuota`): a quarter more than the store holds, and room for small stores.
+        let max_keys = capacity.unwrap_or(MemoryReplayStore::DEFAULT_CAPACITY);
         let quota = KeyQuota::new(
             key_quota,
             replay_ttl,
-            capacity.unwrap_or(MemoryReplayStore::DEFAULT_CAPACITY),
+            max_keys.saturating_add(max_keys / 4).max(64),
         );
         let algs_param = algorithms
             .iter()
@@ -607,7 +627,7 @@ impl DpopLayerBuilder {
             allow_bearer: self.allow_bearer,
             resource_metadata: self.resource_metadata,
             counters: crate::metrics::Counters::default(),
-            trusted_proxies,
+            proxy,
             allow_anonymous: self.allow_anonymous,
             rejection_body: self.rejection_body,
         })

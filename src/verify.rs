@@ -216,7 +216,8 @@ pub async fn authenticate(
     authenticate_from(config, method, path, headers, None).await
 }
 
-/// [`authenticate`], with the public origin a trusted proxy reported, if any.
+/// [`authenticate`], with the configured public origin a trusted proxy reported, if any: the
+/// proof's `htu` must then be for that origin, not merely for any configured one.
 pub(crate) async fn authenticate_from(
     config: &DpopConfig,
     method: &Method,
@@ -265,8 +266,10 @@ pub(crate) async fn authenticate_from(
     if claims.htm != method.as_str() {
         return Err(Error::InvalidProof("htm does not match the request method"));
     }
-    let htu_ok = crate::htu::matches_any(&config.origins, &claims.htu, path)
-        || forwarded.is_some_and(|origin| origin.matches(&claims.htu, path));
+    let htu_ok = match forwarded {
+        Some(origin) => origin.matches(&claims.htu, path),
+        None => crate::htu::matches_any(&config.origins, &claims.htu, path),
+    };
     if !htu_ok {
         return Err(Error::InvalidProof("htu does not match the request URI"));
     }

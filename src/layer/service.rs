@@ -81,14 +81,17 @@ where
                 .get::<axum::extract::OriginalUri>()
                 .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
             let path = uri.path();
-            let forwarded = if config.trusted_proxies.is_empty() {
-                None
-            } else {
-                let peer = parts
-                    .extensions
-                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                    .map(|c| c.0);
-                crate::proxy::forwarded_origin(&config.trusted_proxies, peer, &parts.headers)
+            // The configured origin a trusted proxy reports; a trusted proxy's request that
+            // does not name one is refused below, before any credential is looked at.
+            let forwarded = match &config.proxy {
+                None => Ok(None),
+                Some(trust) => {
+                    let peer = parts
+                        .extensions
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| c.0);
+                    trust.forwarded_origin(peer, &parts.headers, &config.origins)
+                }
             };
             // One span per request, with stable field names: `method`, `path`, `route` (axum's
             // matched route, when the layer sits inside the router as a `route_layer`).
@@ -102,17 +105,16 @@ where
                     .get::<axum::extract::MatchedPath>()
                     .map_or("", |m| m.as_str()),
             );
-            let outcome = tracing::Instrument::instrument(
-                authenticate_from(
-                    &config,
-                    &parts.method,
-                    path,
-                    &parts.headers,
-                    forwarded.as_ref(),
-                ),
-                span.clone(),
-            )
-            .await;
+            let outcome = match forwarded {
+                Ok(forwarded) => {
+                    tracing::Instrument::instrument(
+                        authenticate_from(&config, &parts.method, path, &parts.headers, forwarded),
+                        span.clone(),
+                    )
+                    .await
+                }
+                Err(error) => Err(error),
+            };
             match outcome {
                 Ok(Authenticated::Bearer(bearer)) => {
                     tracing::debug!(

@@ -16,7 +16,8 @@
 //! nothing left in the window are swept.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use crate::thumbprint::Thumbprint;
@@ -84,6 +85,10 @@ pub(crate) struct KeyQuota {
     limit: u64,
     bucket_ms: u64,
     max_keys: u64,
+    /// Keys tracked, over all shards.
+    tracked: AtomicU64,
+    /// The bucket in which every shard was last swept because the table was full.
+    swept_all_at: AtomicU64,
     shards: Box<[Mutex<Shard>]>,
 }
 
@@ -108,6 +113,8 @@ impl KeyQuota {
             // Eight buckets of a seventh of the window span the window and one bucket more.
             bucket_ms: window_ms.div_ceil(BUCKETS - 1).max(1),
             max_keys: max_keys.max(1),
+            tracked: AtomicU64::new(0),
+            swept_all_at: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
         }
     }
@@ -130,6 +137,7 @@ impl KeyQuota {
         let mut shard = self.shard(key).ok_or(QuotaError::Full)?;
         if !shard.keys.contains_key(key.as_bytes()) {
             self.make_room(&mut shard, bucket)?;
+            self.tracked.fetch_add(1, Ordering::AcqRel);
         }
         let window = shard.keys.entry(*key.as_bytes()).or_insert(Window {
             newest: bucket,
@@ -162,25 +170,54 @@ impl KeyQuota {
         }
     }
 
-    /// Before a new key is tracked: when the shard holds its share of `max_keys`, drop the
-    /// keys with nothing left in the window (at most once a bucket), then refuse if still full.
+    /// Before a new key is tracked: when `max_keys` are, drop the keys with nothing left in
+    /// the window, from this shard (at most once a bucket) and then from every shard that is
+    /// not busy (at most once a bucket for the whole table); refuse if the table is still full.
     fn make_room(&self, shard: &mut Shard, bucket: u64) -> Result<(), QuotaError> {
-        let per_shard = self.max_keys.div_ceil(SHARDS as u64);
-        if (shard.keys.len() as u64) < per_shard {
+        let full = || self.tracked.load(Ordering::Acquire) >= self.max_keys;
+        if !full() {
             return Ok(());
         }
         if bucket > shard.swept_at {
-            shard.keys.retain(|_, w| {
-                w.advance(bucket);
-                w.total() > 0
-            });
-            shard.swept_at = bucket;
+            self.sweep(shard, bucket);
         }
-        if (shard.keys.len() as u64) < per_shard {
-            Ok(())
-        } else {
+        let last = self.swept_all_at.load(Ordering::Acquire);
+        if full()
+            && bucket > last
+            && self
+                .swept_all_at
+                .compare_exchange(last, bucket, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            // The caller holds one shard; the others are only tried, so two sweeps cannot
+            // wait for each other.
+            for other in &*self.shards {
+                match other.try_lock() {
+                    Ok(mut other) => self.sweep(&mut other, bucket),
+                    Err(TryLockError::Poisoned(other)) => {
+                        self.sweep(&mut other.into_inner(), bucket)
+                    }
+                    Err(TryLockError::WouldBlock) => {}
+                }
+            }
+        }
+        if full() {
             Err(QuotaError::Full)
+        } else {
+            Ok(())
         }
+    }
+
+    /// Drops the shard's keys that have nothing left in the window.
+    fn sweep(&self, shard: &mut Shard, bucket: u64) {
+        let before = shard.keys.len();
+        shard.keys.retain(|_, w| {
+            w.advance(bucket);
+            w.total() > 0
+        });
+        shard.swept_at = bucket;
+        let removed = before - shard.keys.len();
+        self.tracked.fetch_sub(removed as u64, Ordering::AcqRel);
     }
 }
 
@@ -253,18 +290,21 @@ mod tests {
 
     #[test]
     fn idle_keys_are_swept_and_a_full_table_refuses_new_keys() {
-        // One key per shard at most (max_keys 16 over 16 shards).
-        let q = KeyQuota::new(10, WINDOW, 16);
-        let same_shard = |n: u8| {
+        let q = KeyQuota::new(10, WINDOW, 2);
+        let in_shard = |shard: u8, n: u8| {
             let mut b = [n; 32];
-            b[0] = 0;
+            b[0] = shard;
             Thumbprint::from_bytes(b)
         };
-        assert!(q.reserve(&same_shard(1), 0).is_ok());
-        assert_eq!(q.reserve(&same_shard(2), 1), Err(QuotaError::Full));
-        // The first key is still known; its live entry keeps it tracked.
-        assert!(q.reserve(&same_shard(1), 2).is_ok());
-        // Once its entries left the window, it is swept to make room.
-        assert!(q.reserve(&same_shard(2), 90_000).is_ok());
+        // Two keys in one shard: the bound is for the whole table, not per shard.
+        assert!(q.reserve(&in_shard(0, 1), 0).is_ok());
+        assert!(q.reserve(&in_shard(0, 2), 0).is_ok());
+        assert_eq!(q.reserve(&in_shard(5, 3), 1), Err(QuotaError::Full));
+        // Known keys are still served; their live entries keep them tracked.
+        assert!(q.reserve(&in_shard(0, 1), 2).is_ok());
+        // Once their entries left the window, they are swept (from another shard too) to
+        // make room.
+        assert!(q.reserve(&in_shard(5, 3), 90_000).is_ok());
+        assert_eq!(q.tracked.load(Ordering::Acquire), 1);
     }
 }
