@@ -541,9 +541,11 @@ async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Erro
         Err(e) => return Err(as_bearer(e)),
     };
     check_times(config, &access, now).map_err(as_bearer)?;
-    if access.jkt().is_some() {
+    // RFC 9449 section 7.2 for DPoP; the same for any sender-constrained token (RFC 8705
+    // mutual TLS, `cnf.x5t#S256`): its sender must prove possession, which Bearer cannot.
+    if access.is_sender_constrained() {
         return Err(Error::InvalidBearerToken(
-            "DPoP-bound access token presented as a Bearer token".into(),
+            "sender-constrained access token (cnf) presented as a Bearer token".into(),
         ));
     }
     Ok(BearerRequest { token: access })

@@ -106,8 +106,18 @@ async fn bearer_and_dpop_on_one_server() {
     let bound = s.issuer.token_for(key.jkt(), unix_now() + 600);
     let (status, www, _) = get_with(&url, Some(format!("Bearer {bound}")), None).await;
     assert_eq!(status, 401);
-    assert!(www.starts_with("Bearer error=\"invalid_token\", error_description=\"DPoP-bound access token presented as a Bearer token\""), "{www}");
+    let refused = "Bearer error=\"invalid_token\", error_description=\"sender-constrained access token (cnf) presented as a Bearer token\"";
+    assert!(www.starts_with(refused), "{www}");
     assert!(www.contains(&format!("DPoP algs=\"{ALGS}\"")), "{www}");
+    // So is a token bound by mutual TLS (RFC 8705 `cnf.x5t#S256`): any confirmation means
+    // its sender must prove possession, which Bearer cannot.
+    let mtls = s.issuer.mint(&json!({
+        "iss": s.issuer.issuer(), "sub": "mtls", "exp": unix_now() + 600,
+        "cnf": { "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }
+    }));
+    let (status, www, _) = get_with(&url, Some(format!("Bearer {mtls}")), None).await;
+    assert_eq!(status, 401);
+    assert!(www.starts_with(refused), "{www}");
     // The same bound token with DPoP is accepted.
     let proof = key.proof("GET", &url).access_token(&bound).sign();
     let (status, _, body) = get_with(&url, Some(format!("DPoP {bound}")), Some(proof)).await;

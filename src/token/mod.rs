@@ -28,6 +28,8 @@ pub struct AccessToken {
     /// `jkt` decoded once, here, rather than on every request; `None` when absent or not the
     /// base64url of 32 bytes (a token no key can match).
     bound_to: Option<Thumbprint>,
+    /// `cnf` has at least one member: the token is sender-constrained (DPoP, mutual TLS, ...).
+    constrained: bool,
     exp: Option<u64>,
     nbf: Option<u64>,
 }
@@ -39,11 +41,11 @@ impl AccessToken {
     /// # Errors
     /// When `cnf`, `cnf.jkt`, `exp` or `nbf` is present but of the wrong type.
     pub fn from_claims(claims: Map<String, Value>) -> Result<Self, TokenError> {
-        let jkt = match claims.get("cnf") {
-            None => None,
+        let (jkt, constrained) = match claims.get("cnf") {
+            None => (None, false),
             Some(Value::Object(cnf)) => match cnf.get("jkt") {
-                None => None,
-                Some(Value::String(jkt)) => Some(jkt.clone()),
+                None => (None, !cnf.is_empty()),
+                Some(Value::String(jkt)) => (Some(jkt.clone()), true),
                 Some(_) => return Err(TokenError::invalid("cnf.jkt is not a string")),
             },
             Some(_) => return Err(TokenError::invalid("cnf is not an object")),
@@ -55,6 +57,7 @@ impl AccessToken {
             claims: Value::Object(claims),
             jkt,
             bound_to,
+            constrained,
             exp,
             nbf,
         })
@@ -76,6 +79,14 @@ impl AccessToken {
     #[must_use]
     pub fn jkt(&self) -> Option<&str> {
         self.jkt.as_deref()
+    }
+
+    /// `true` when the token carries a confirmation (`cnf`) of any kind: bound to a DPoP key
+    /// (`jkt`), a TLS client certificate (`x5t#S256`, RFC 8705) or anything else. Such a token
+    /// must never be accepted as a plain Bearer token.
+    #[must_use]
+    pub fn is_sender_constrained(&self) -> bool {
+        self.constrained
     }
 
     /// `true` when `cnf.jkt` is this thumbprint (compared in constant time).
@@ -302,7 +313,14 @@ mod tests {
                 "{claims}"
             );
         }
-        let unbound = AccessToken::from_claims(obj(json!({"cnf":{"x5t#S256":"z"}}))).unwrap();
-        assert_eq!(unbound.jkt(), None);
+        let mtls = AccessToken::from_claims(obj(json!({"cnf":{"x5t#S256":"z"}}))).unwrap();
+        assert_eq!(mtls.jkt(), None);
+        assert!(mtls.is_sender_constrained(), "bound, though not with DPoP");
+        let dpop = AccessToken::from_claims(obj(json!({"cnf":{"jkt":"abc"}}))).unwrap();
+        assert!(dpop.is_sender_constrained());
+        for unbound in [json!({}), json!({"cnf":{}})] {
+            let t = AccessToken::from_claims(obj(unbound.clone())).unwrap();
+            assert!(!t.is_sender_constrained(), "{unbound}");
+        }
     }
 }
