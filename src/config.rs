@@ -553,6 +553,13 @@ impl DpopLayerBuilder {
             NoncePolicy::Off => None,
             _ => {
                 let secrets = if self.nonce_secrets.is_empty() {
+                    tracing::warn!(
+                        target: "tower_dpop",
+                        "nonces are required but no nonce_secret is set: this layer made a random \
+                         secret of its own. Right for one instance; in a fleet give every instance \
+                         the same secret (nonce_secret), or clients bounce between use_dpop_nonce \
+                         challenges as requests move between instances"
+                    );
                     vec![NonceSecret::random()?]
                 } else {
                     self.nonce_secrets

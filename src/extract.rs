@@ -46,48 +46,110 @@ pub struct DpopAuth<T = Value> {
     pub proof: ProofClaims,
 }
 
-/// Why [`DpopAuth`] could not be extracted.
+/// Why [`DpopAuth`] or [`TokenAuth`] could not be extracted.
+///
+/// Answered like a rejection of the layer itself: the same status, `WWW-Authenticate`
+/// challenge (with `algs` and `resource_metadata`), `Cache-Control: no-store`, `DPoP-Nonce`
+/// when the route requires nonces, and the body of the layer's
+/// [`rejection_body`](crate::DpopLayerBuilder::rejection_body). Only a route that no layer
+/// covers is answered differently: 500, because that is a server bug.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum DpopAuthRejection {
-    /// No [`VerifiedRequest`] in the request: the route is not behind a `DpopLayer`. A
-    /// server bug, answered with 500.
+pub struct DpopAuthRejection {
+    reason: Reason,
+    /// The layer that let the request through, whose challenge and body are used.
+    layer: Option<crate::layer::Installed>,
+    /// The route needs a nonce (for the `DPoP-Nonce` of a 401).
+    nonce_required: bool,
+}
+
+#[derive(Debug)]
+enum Reason {
+    /// No layer covers the route.
     MissingLayer,
-    /// The token's claims do not deserialize into the handler's type: answered with 401
-    /// `invalid_token`.
+    /// The claims do not deserialize into the handler's type.
     InvalidClaims(serde_json::Error),
-    /// The request was authenticated with a Bearer token (the layer accepts Bearer), but this
-    /// extractor needs a DPoP-bound one: answered with 401 `invalid_token`. Use [`TokenAuth`]
-    /// on routes that serve both.
+    /// A Bearer request reached an extractor that needs DPoP.
     NotDpop,
+    /// An anonymous request (the layer allows them) reached an extractor that needs
+    /// credentials.
+    Anonymous,
 }
 
 impl DpopAuthRejection {
-    /// The status the rejection is answered with.
+    fn new(reason: Reason, parts: &Parts) -> Self {
+        let layer = parts.extensions.get::<crate::layer::Installed>().cloned();
+        let nonce_required = layer.as_ref().is_some_and(|l| {
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path(), |o| o.0.path());
+            l.0.nonce_required(&parts.method, path, &parts.headers)
+                .is_some()
+        });
+        Self {
+            reason,
+            layer,
+            nonce_required,
+        }
+    }
+
+    /// The layer error this rejection is answered as; `None` for a route without a layer.
+    fn error(&self) -> Option<crate::Error> {
+        use crate::Error;
+        match &self.reason {
+            Reason::MissingLayer => None,
+            Reason::InvalidClaims(_) => Some(Error::InvalidToken(self.body_text().into())),
+            Reason::NotDpop => Some(Error::InvalidBearerToken(self.body_text().into())),
+            Reason::Anonymous => Some(Error::MissingCredentials),
+        }
+    }
+
+    /// The status the rejection is answered with: 500 for a route without a layer, else 401.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::InvalidClaims(_) | Self::NotDpop => StatusCode::UNAUTHORIZED,
+        match self.error() {
+            None => StatusCode::INTERNAL_SERVER_ERROR,
+            Some(e) => e.status(),
         }
     }
 
-    /// The response body text.
+    /// A short description (the `error_description`, or the 500's text).
     #[must_use]
     pub fn body_text(&self) -> &'static str {
-        match self {
-            Self::MissingLayer => {
+        match self.reason {
+            Reason::MissingLayer => {
                 "DpopAuth extractor used on a route that is not behind DpopLayer; is the layer installed?"
             }
-            Self::InvalidClaims(_) => "access token claims do not have the expected form",
-            Self::NotDpop => "this resource requires a DPoP-bound access token",
+            Reason::InvalidClaims(_) => "access token claims do not have the expected form",
+            Reason::NotDpop => "this resource requires a DPoP-bound access token",
+            Reason::Anonymous => "no DPoP credentials in the request",
         }
     }
 
-    /// `true` when the layer is missing from the route.
+    /// `true` when no layer covers the route (a server bug).
     #[must_use]
     pub fn is_missing_layer(&self) -> bool {
-        matches!(self, Self::MissingLayer)
+        matches!(self.reason, Reason::MissingLayer)
+    }
+
+    /// `true` when the request carried no credentials (the layer allows anonymous requests,
+    /// and the handler takes `DpopAuth` or `TokenAuth` rather than an `Option` of it).
+    #[must_use]
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.reason, Reason::Anonymous)
+    }
+
+    /// `true` when a Bearer request reached a handler that needs a DPoP-bound token.
+    #[must_use]
+    pub fn is_not_dpop(&self) -> bool {
+        matches!(self.reason, Reason::NotDpop)
+    }
+
+    /// `true` when the token's claims do not deserialize into the handler's type (the cause is
+    /// the [`source`](std::error::Error::source)).
+    #[must_use]
+    pub fn is_invalid_claims(&self) -> bool {
+        matches!(self.reason, Reason::InvalidClaims(_))
     }
 }
 
@@ -99,36 +161,23 @@ impl fmt::Display for DpopAuthRejection {
 
 impl std::error::Error for DpopAuthRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::MissingLayer | Self::NotDpop => None,
-            Self::InvalidClaims(e) => Some(e),
+        match &self.reason {
+            Reason::InvalidClaims(e) => Some(e),
+            _ => None,
         }
     }
 }
 
 impl IntoResponse for DpopAuthRejection {
     fn into_response(self) -> Response {
-        match &self {
-            Self::MissingLayer => {
-                tracing::error!(target: "tower_dpop", "{}", self.body_text());
-                (self.status(), self.body_text()).into_response()
-            }
-            Self::InvalidClaims(_) | Self::NotDpop => {
-                if let Self::InvalidClaims(e) = &self {
-                    tracing::info!(target: "tower_dpop", error = %e, "token claims rejected by the extractor");
-                }
-                let challenge = format!(
-                    "DPoP error=\"invalid_token\", error_description=\"{}\"",
-                    self.body_text()
-                );
-                (
-                    self.status(),
-                    [(http::header::WWW_AUTHENTICATE, challenge)],
-                    self.body_text(),
-                )
-                    .into_response()
-            }
+        let (Some(error), Some(layer)) = (self.error(), self.layer.as_ref()) else {
+            tracing::error!(target: "tower_dpop", "{}", self.body_text());
+            return (self.status(), self.body_text()).into_response();
+        };
+        if let Reason::InvalidClaims(e) = &self.reason {
+            tracing::info!(target: "tower_dpop", error = %e, "token claims rejected by the extractor");
         }
+        crate::layer::response::reject(error, &layer.0, self.nonce_required)
     }
 }
 
@@ -141,14 +190,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(verified) = parts.extensions.get::<VerifiedRequest>() else {
-            return Err(if parts.extensions.get::<BearerRequest>().is_some() {
-                DpopAuthRejection::NotDpop
+            let reason = if parts.extensions.get::<BearerRequest>().is_some() {
+                Reason::NotDpop
             } else {
-                DpopAuthRejection::MissingLayer
-            });
+                missing(parts)
+            };
+            return Err(DpopAuthRejection::new(reason, parts));
         };
-        let claims =
-            T::deserialize(verified.token().claims()).map_err(DpopAuthRejection::InvalidClaims)?;
+        let claims = T::deserialize(verified.token().claims())
+            .map_err(|e| DpopAuthRejection::new(Reason::InvalidClaims(e), parts))?;
         Ok(Self {
             claims,
             jkt: *verified.jkt(),
@@ -181,10 +231,20 @@ where
         } else if let Some(b) = parts.extensions.get::<BearerRequest>() {
             (b.token(), None)
         } else {
-            return Err(DpopAuthRejection::MissingLayer);
+            return Err(DpopAuthRejection::new(missing(parts), parts));
         };
-        let claims = T::deserialize(token.claims()).map_err(DpopAuthRejection::InvalidClaims)?;
+        let claims = T::deserialize(token.claims())
+            .map_err(|e| DpopAuthRejection::new(Reason::InvalidClaims(e), parts))?;
         Ok(Self { claims, jkt })
+    }
+}
+
+/// No verified request: an anonymous one the layer let through, or no layer at all.
+fn missing(parts: &Parts) -> Reason {
+    if parts.extensions.get::<Anonymous>().is_some() {
+        Reason::Anonymous
+    } else {
+        Reason::MissingLayer
     }
 }
 

@@ -88,7 +88,8 @@ impl BearerRequest {
 #[derive(Debug, Clone, Copy)]
 pub struct Anonymous;
 
-/// The outcome of [`authenticate`]: a DPoP request, or (when accepted) a Bearer request.
+/// The outcome of [`authenticate`]: a DPoP request, (when accepted) a Bearer request, or (when
+/// allowed) an anonymous one.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Authenticated {
@@ -96,6 +97,9 @@ pub enum Authenticated {
     Dpop(VerifiedRequest),
     /// `Authorization: Bearer` with an unbound token.
     Bearer(BearerRequest),
+    /// No credentials at all (neither `Authorization` nor `DPoP`), on a layer that
+    /// [allows anonymous requests](crate::DpopLayerBuilder::allow_anonymous).
+    Anonymous,
 }
 
 /// The proof's key: seen before (from the cache, with its thumbprint) or new (parsed and
@@ -198,7 +202,7 @@ pub async fn verify_request(
 ) -> Result<VerifiedRequest, Error> {
     match authenticate(config, method, path, headers).await? {
         Authenticated::Dpop(v) => Ok(v),
-        Authenticated::Bearer(_) => Err(Error::MissingCredentials),
+        Authenticated::Bearer(_) | Authenticated::Anonymous => Err(Error::MissingCredentials),
     }
 }
 
@@ -233,6 +237,12 @@ pub(crate) async fn authenticate_from(
     }
     let Some((scheme, token)) = credentials(headers, config.max_token_len, config.allow_bearer)?
     else {
+        // Anonymous only without any credentials: a request that carries a `DPoP` proof, or
+        // an `Authorization` field of another scheme (Basic, an unknown one, Bearer where
+        // Bearer is not accepted), is refused with the challenge, never let through.
+        if config.allow_anonymous && dpop_value.is_none() && !headers.contains_key(AUTHORIZATION) {
+            return Ok(Authenticated::Anonymous);
+        }
         return Err(Error::MissingCredentials);
     };
     if scheme == Scheme::Bearer {
@@ -271,6 +281,7 @@ pub(crate) async fn authenticate_from(
         None => crate::htu::matches_any(&config.origins, &claims.htu, path),
     };
     if !htu_ok {
+        log_htu_mismatch(config, forwarded, &claims.htu, path);
         return Err(Error::InvalidProof("htu does not match the request URI"));
     }
     // The window is decided to the millisecond: a proof is refused from the very instant it
@@ -382,6 +393,45 @@ pub(crate) async fn authenticate_from(
         alg,
         refresh_nonce,
     }))
+}
+
+/// At debug level, what `htu` was compared with and what the proof said, as origin and path
+/// (never the query, the proof or the token), so a scheme, port or prefix mix-up shows at once.
+fn log_htu_mismatch(
+    config: &DpopConfig,
+    forwarded: Option<&crate::htu::PublicOrigin>,
+    htu: &str,
+    path: &str,
+) {
+    if !tracing::enabled!(target: "tower_dpop", tracing::Level::DEBUG) {
+        return;
+    }
+    let expected: Vec<&str> = match forwarded {
+        Some(origin) => vec![origin.as_str()],
+        None => config.origins.iter().map(|o| o.as_str()).collect(),
+    };
+    // The proof's `htu` up to its query or fragment, split after the authority; bounded.
+    let htu = htu.split(['?', '#']).next().unwrap_or("");
+    let htu = htu.get(..htu.len().min(512)).unwrap_or("");
+    let (htu_origin, htu_path) = match htu.find("://") {
+        Some(i) => {
+            let rest = htu.get(i + 3..).unwrap_or("");
+            let split = rest.find('/').map_or(htu.len(), |j| i + 3 + j);
+            (
+                htu.get(..split).unwrap_or(""),
+                htu.get(split..).unwrap_or(""),
+            )
+        }
+        None => ("", htu),
+    };
+    tracing::debug!(
+        target: "tower_dpop",
+        expected_origins = ?expected,
+        expected_path = ?path,
+        htu_origin = ?htu_origin,
+        htu_path = ?htu_path,
+        "htu does not match the request URI"
+    );
 }
 
 fn millis(d: Duration) -> u64 {

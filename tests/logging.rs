@@ -75,3 +75,83 @@ async fn tracing_fields_and_no_secrets_in_logs() {
         "only a prefix of the thumbprint is logged"
     );
 }
+
+/// Runs `f` with a DEBUG subscriber on this thread; returns what it logged.
+async fn logs_of<F: std::future::Future<Output = ()>>(f: impl FnOnce() -> F) -> String {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    f().await;
+    drop(guard);
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    logs
+}
+
+/// An `htu` mismatch is logged at debug level with the expected origin and path and the
+/// received `htu`'s origin and path (not its query), never the proof or the token.
+#[tokio::test]
+async fn an_htu_mismatch_logs_what_was_compared() {
+    let issuer = TestIssuer::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = issuer.token_for(key.jkt(), unix_now() + 600);
+    let proof = key
+        .proof("GET", "http://api.example.com:8080/v1/me?x=secret-query")
+        .access_token(&token)
+        .sign();
+    let logs = logs_of(|| async {
+        let layer = builder_for("https://api.example.com", &issuer)
+            .build()
+            .unwrap();
+        let r = layer
+            .verify(
+                &http::Method::GET,
+                "/me",
+                &tower_dpop::testing::dpop_headers(&token, &proof),
+            )
+            .await;
+        assert!(r.is_err());
+    })
+    .await;
+    assert!(
+        logs.contains("expected_origins=[\"https://api.example.com\"]"),
+        "{logs}"
+    );
+    assert!(logs.contains("expected_path=\"/me\""), "{logs}");
+    assert!(
+        logs.contains("htu_origin=\"http://api.example.com:8080\""),
+        "{logs}"
+    );
+    assert!(logs.contains("htu_path=\"/v1/me\""), "{logs}");
+    assert!(!logs.contains("secret-query"), "{logs}");
+    assert!(!logs.contains(&proof) && !logs.contains(&token), "{logs}");
+}
+
+/// Nonces required without a shared secret: a warning at build time says what a fleet needs.
+#[tokio::test]
+async fn required_nonces_without_a_secret_warn_at_build_time() {
+    let issuer = TestIssuer::new();
+    let build = |secret: bool| {
+        let mut b = builder_for("https://api.example.com", &issuer)
+            .nonce_policy(tower_dpop::nonce::NoncePolicy::Required);
+        if secret {
+            b = b.nonce_secret(tower_dpop::nonce::NonceSecret::random().unwrap());
+        }
+        b.build().unwrap()
+    };
+    let logs = logs_of(|| async {
+        let _ = build(false);
+    })
+    .await;
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("no nonce_secret is set"), "{logs}");
+    let logs = logs_of(|| async {
+        let _ = build(true);
+    })
+    .await;
+    assert!(!logs.contains("nonce_secret"), "{logs}");
+}

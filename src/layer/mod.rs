@@ -9,10 +9,23 @@ use crate::config::{DpopConfig, DpopLayerBuilder};
 use crate::error::Error;
 use crate::verify::VerifiedRequest;
 
-mod response;
+pub(crate) mod response;
 mod service;
 
 pub use service::{Dpop, ResponseFuture};
+
+/// Put in the extensions of every request a layer lets through: the layer's configuration,
+/// so that the extractors answer their rejections with this layer's challenge and body, and
+/// so that the same layer applied again (on a nested router) passes the request on instead of
+/// verifying it twice (the second time its proof would be a replay).
+#[derive(Clone)]
+pub(crate) struct Installed(pub(crate) Arc<DpopConfig>);
+
+impl std::fmt::Debug for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Installed(..)")
+    }
+}
 
 /// A Tower layer that lets a request through only when it carries a valid DPoP-bound access
 /// token and a valid DPoP proof for this very request.

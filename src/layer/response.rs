@@ -88,9 +88,26 @@ fn default_body(error: &Error) -> serde_json::Value {
     }
 }
 
+/// The response for a rejected request, from the layer or from an extractor behind it: the
+/// status, the challenge, the configured body, and a fresh `DPoP-Nonce` when the error asks
+/// for one or the request needed one (`nonce_required`) and was refused with 401.
+pub(crate) fn reject<B: From<Bytes>>(
+    error: Error,
+    config: &DpopConfig,
+    nonce_required: bool,
+) -> Response<B> {
+    let nonce = matches!(error, Error::UseNonce(_))
+        || (nonce_required && error.status() == http::StatusCode::UNAUTHORIZED);
+    let mut response = rejection(error, config);
+    if nonce {
+        add_nonce(&mut response, config);
+    }
+    response
+}
+
 /// The response for a rejected request. The error is also put in the response extensions
 /// so outer layers can see why.
-pub(crate) fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Response<B> {
+fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Response<B> {
     let (content_type, body) = match &config.rejection_body {
         Some(make) => make(&error),
         None => (

@@ -34,7 +34,12 @@ impl<S> Dpop<S> {
     }
 }
 
-fn log_rejection(error: &Error, method: &http::Method, path: &str, span: &tracing::Span) {
+pub(crate) fn log_rejection(
+    error: &Error,
+    method: &http::Method,
+    path: &str,
+    span: &tracing::Span,
+) {
     let status = error.status().as_u16();
     let code = error.error_code().unwrap_or("none");
     let reason = error.description();
@@ -71,6 +76,15 @@ where
         // The clone that was polled ready is the one that gets called.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        // This very layer (a clone of it) already let the request through, further out:
+        // verifying again would find its own proof a replay.
+        let verified_here = req
+            .extensions()
+            .get::<super::Installed>()
+            .is_some_and(|i| Arc::ptr_eq(&i.0, &config));
+        if verified_here {
+            return Box::pin(inner.call(req));
+        }
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             // Behind `Router::nest` the URI is stripped of its prefix: use the original one.
@@ -128,6 +142,7 @@ where
                     );
                     config.counters.accepted(true);
                     parts.extensions.insert(bearer);
+                    parts.extensions.insert(super::Installed(config.clone()));
                     inner.call(Request::from_parts(parts, body)).await
                 }
                 Ok(Authenticated::Dpop(verified)) => {
@@ -144,29 +159,25 @@ where
                     config.counters.accepted(false);
                     let refresh = verified.refresh_nonce;
                     parts.extensions.insert(verified);
+                    parts.extensions.insert(super::Installed(config.clone()));
                     let mut response = inner.call(Request::from_parts(parts, body)).await?;
                     if refresh {
                         super::response::add_nonce(&mut response, &config);
                     }
                     Ok(response)
                 }
-                Err(Error::MissingCredentials) if config.allow_anonymous => {
+                Ok(Authenticated::Anonymous) => {
                     parts.extensions.insert(crate::verify::Anonymous);
+                    parts.extensions.insert(super::Installed(config.clone()));
                     inner.call(Request::from_parts(parts, body)).await
                 }
                 Err(error) => {
                     config.counters.rejected(&error);
                     log_rejection(&error, &parts.method, path, &span);
-                    let nonce = matches!(error, Error::UseNonce(_))
-                        || (error.status() == http::StatusCode::UNAUTHORIZED
-                            && config
-                                .nonce_required(&parts.method, path, &parts.headers)
-                                .is_some());
-                    let mut response = super::response::rejection(error, &config);
-                    if nonce {
-                        super::response::add_nonce(&mut response, &config);
-                    }
-                    Ok(response)
+                    let nonce_required = config
+                        .nonce_required(&parts.method, path, &parts.headers)
+                        .is_some();
+                    Ok(super::response::reject(error, &config, nonce_required))
                 }
             }
         })
