@@ -15,6 +15,7 @@
 //! The `CorsLayer` goes **outside** the `DpopLayer`: a preflight `OPTIONS` request carries no
 //! credentials, so it must be answered by CORS before DPoP would refuse it with 401, and the
 //! `Access-Control-Expose-Headers` header must be added to DPoP's own 401 responses too.
+//! `docs/layers.md` explains the order of layers and each part of this policy.
 
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/api/me",
             get(|auth: DpopAuth| async move { auth.jkt.to_string() }),
         )
-        .layer(layer) // inner: checks DPoP
+        .route_layer(layer) // inner: checks DPoP on matched routes (unknown paths stay 404)
         .layer(cors(&app_origin)?); // outer: answers preflights, exposes headers on every response
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;

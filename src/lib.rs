@@ -30,11 +30,15 @@
 //!     )
 //!     .build()?;
 //!
-//! let app: Router = Router::new().route("/me", get(me)).layer(layer);
+//! let app: Router = Router::new().route("/me", get(me)).route_layer(layer);
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! `route_layer` runs the layer only on matched routes, so an unknown path still answers 404
+//! rather than a DPoP challenge. Where the layer goes among `CorsLayer`, `TraceLayer` and the
+//! others: [`guides::layers`].
 //!
 //! # What is checked, in order
 //!
@@ -70,6 +74,12 @@ pub mod clock;
 pub mod config;
 mod error;
 pub mod extract;
+/// Guides, from the repository's `docs/` folder; their code blocks run as doctests.
+#[cfg(any(doc, doctest))]
+pub mod guides {
+    #[doc = include_str!("../docs/layers.md")]
+    pub mod layers {}
+}
 pub mod htu;
 mod jwk;
 mod key;
