@@ -67,6 +67,8 @@ pub struct DpopConfig {
     pub(crate) proxy: Option<ProxyTrust>,
     pub(crate) allow_anonymous: bool,
     pub(crate) rejection_body: Option<Arc<RejectionBody>>,
+    /// The level rejections are logged at (503s are always WARN, no credentials DEBUG).
+    pub(crate) rejection_level: tracing::Level,
 }
 
 /// Makes the body of a rejection response: `(content type, body)`. The status and the
@@ -196,6 +198,7 @@ const DEFAULT_KEY_QUOTA: u64 = 10_000;
 /// | [`nonce_lifetime`](Self::nonce_lifetime) | 5 min | a fresh nonce is sent on success once a third of it is left |
 /// | [`allow_bearer`](Self::allow_bearer) | false: DPoP only | Bearer lets a stolen token work for anyone; accept it only while clients migrate |
 /// | [`resource_metadata`](Self::resource_metadata) | none | RFC 9728 metadata URL advertised in challenges |
+/// | [`rejection_log_level`](Self::rejection_log_level) | INFO | a rejection is worth a line; lower it where they are mostly noise |
 /// | [`trusted_proxy`](Self::trusted_proxy) | none | forwarding headers are chosen by the sender; trust them only from your proxies |
 /// | [`forwarded_header`](Self::forwarded_header) | none: required with `trusted_proxy` | only the family your proxy sets can be trusted; the other one comes from the client |
 #[must_use]
@@ -222,6 +225,7 @@ pub struct DpopLayerBuilder {
     allow_bearer: bool,
     resource_metadata: Option<String>,
     rejection_body: Option<Arc<RejectionBody>>,
+    rejection_level: tracing::Level,
     trusted_proxies: Vec<String>,
     forwarded_header: Option<ForwardedHeader>,
     allow_anonymous: bool,
@@ -261,6 +265,7 @@ impl Default for DpopLayerBuilder {
             allow_bearer: false,
             resource_metadata: None,
             rejection_body: None,
+            rejection_level: tracing::Level::INFO,
             trusted_proxies: Vec::new(),
             forwarded_header: None,
             allow_anonymous: false,
@@ -469,6 +474,14 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Sets the level rejected requests are logged at (default INFO), e.g. DEBUG for a public
+    /// API whose rejections are mostly noise. Requests without credentials are always logged
+    /// at DEBUG and requests refused because a backend could not answer (503) at WARN.
+    pub fn rejection_log_level(mut self, level: tracing::Level) -> Self {
+        self.rejection_level = level;
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -637,6 +650,7 @@ impl DpopLayerBuilder {
             proxy,
             allow_anonymous: self.allow_anonymous,
             rejection_body: self.rejection_body,
+            rejection_level: self.rejection_level,
         })
     }
 }

@@ -155,3 +155,51 @@ async fn required_nonces_without_a_secret_warn_at_build_time() {
     .await;
     assert!(!logs.contains("nonce_secret"), "{logs}");
 }
+
+/// `rejection_log_level` moves rejections to another level: at DEBUG they leave an INFO log.
+#[tokio::test]
+async fn rejections_can_be_logged_at_a_lower_level() {
+    let issuer = TestIssuer::new();
+    let key = ClientKey::generate(Algorithm::ES256);
+    let token = issuer.token_for(key.jkt(), unix_now() + 600);
+    let wrong_method = key
+        .proof("POST", "https://api.example.com/me")
+        .access_token(&token)
+        .sign();
+    let headers = tower_dpop::testing::dpop_headers(&token, &wrong_method);
+    let run = |level: Option<tracing::Level>| {
+        let (issuer, headers) = (&issuer, headers.clone());
+        async move {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            let _guard = tracing::subscriber::set_default(subscriber);
+            let mut builder = builder_for("https://api.example.com", issuer);
+            if let Some(level) = level {
+                builder = builder.rejection_log_level(level);
+            }
+            let layer = builder.build().unwrap();
+            let app = tower::ServiceBuilder::new().layer(layer).service_fn(
+                |_: http::Request<axum::body::Body>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+                },
+            );
+            let mut req = http::Request::get("https://api.example.com/me")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            *req.headers_mut() = headers;
+            let resp = tower::ServiceExt::oneshot(app, req).await.unwrap();
+            assert_eq!(resp.status(), 401);
+            let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+            logs
+        }
+    };
+    let default = run(None).await;
+    assert!(default.contains("DPoP request rejected"), "{default}");
+    let quiet = run(Some(tracing::Level::DEBUG)).await;
+    assert!(!quiet.contains("DPoP request rejected"), "{quiet}");
+}

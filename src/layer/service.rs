@@ -34,8 +34,11 @@ impl<S> Dpop<S> {
     }
 }
 
-pub(crate) fn log_rejection(
+/// Logs a rejection: 503s at WARN, requests without credentials at DEBUG, every other
+/// rejection at the layer's [`rejection_log_level`](crate::DpopLayerBuilder::rejection_log_level).
+fn log_rejection(
     error: &Error,
+    level: tracing::Level,
     method: &http::Method,
     path: &str,
     span: &tracing::Span,
@@ -43,16 +46,26 @@ pub(crate) fn log_rejection(
     let status = error.status().as_u16();
     let code = error.error_code().unwrap_or("none");
     let reason = error.description();
-    match error {
+    let level = match error {
         Error::Unavailable(_) => {
             tracing::warn!(target: "tower_dpop", parent: span, outcome = "unavailable", status, reason, %method, path = %path, "DPoP request refused");
+            return;
         }
-        Error::MissingCredentials => {
-            tracing::debug!(target: "tower_dpop", parent: span, outcome = "rejected", status, error = code, reason, %method, path = %path, "DPoP request rejected");
-        }
-        _ => {
-            tracing::info!(target: "tower_dpop", parent: span, outcome = "rejected", status, error = code, reason, %method, path = %path, "DPoP request rejected");
-        }
+        Error::MissingCredentials => tracing::Level::DEBUG,
+        _ => level,
+    };
+    // The level of an event is fixed at its call site: one call site per level.
+    macro_rules! rejected {
+        ($lvl:expr) => {
+            tracing::event!(target: "tower_dpop", parent: span, $lvl, outcome = "rejected", status, error = code, reason, %method, path = %path, "DPoP request rejected")
+        };
+    }
+    match level {
+        tracing::Level::TRACE => rejected!(tracing::Level::TRACE),
+        tracing::Level::DEBUG => rejected!(tracing::Level::DEBUG),
+        tracing::Level::INFO => rejected!(tracing::Level::INFO),
+        tracing::Level::WARN => rejected!(tracing::Level::WARN),
+        tracing::Level::ERROR => rejected!(tracing::Level::ERROR),
     }
 }
 
@@ -173,7 +186,7 @@ where
                 }
                 Err(error) => {
                     config.counters.rejected(&error);
-                    log_rejection(&error, &parts.method, path, &span);
+                    log_rejection(&error, config.rejection_level, &parts.method, path, &span);
                     let nonce_required = config
                         .nonce_required(&parts.method, path, &parts.headers)
                         .is_some();
