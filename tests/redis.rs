@@ -10,7 +10,7 @@
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -24,6 +24,8 @@ use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
 struct Redis {
     child: Option<Child>,
     port: u16,
+    /// More `redis-server` arguments, kept for restarts.
+    args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -37,9 +39,15 @@ fn free_port() -> u16 {
 impl Redis {
     /// Starts a server, or returns `None` (outside CI) when redis-server is not installed.
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// The same, with more `redis-server` arguments.
+    fn start_with(args: &[&str]) -> Option<Self> {
         let mut redis = Self {
             child: None,
             port: free_port(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         if !redis.spawn() {
             assert!(
@@ -63,6 +71,7 @@ impl Redis {
                 "--protected-mode",
                 "yes",
             ])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -590,4 +599,344 @@ async fn instances_with_clocks_apart_refuse_a_replay_through_redis() {
         send(&second, &proof).await,
         Err(Error::InvalidProof("proof jti was already used"))
     );
+}
+
+/// The store's connection is a Tokio task: built outside a runtime, the store is a
+/// configuration error, not a panic.
+#[test]
+fn building_outside_a_tokio_runtime_is_a_config_error() {
+    let built = RedisReplayStore::builder("redis://127.0.0.1:6379").build();
+    let err = built.unwrap_err();
+    assert!(err.to_string().contains("inside a Tokio runtime"), "{err}");
+}
+
+/// The `tower_dpop` events of this thread, as text. A current-thread test runtime runs the
+/// tasks it spawns on this thread too, so their events land here.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURING: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes an event into this thread's [`Capture`], if there is one.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURING.with(|c| {
+            if let Some(capture) = &*c.borrow() {
+                capture.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stops capturing this thread's events.
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURING.with(|c| c.borrow_mut().take());
+    }
+}
+
+impl Capture {
+    /// Captures this thread's events until the guard drops. One global subscriber for the
+    /// whole test binary: with a per-test `set_default` one, a callsite first reached on
+    /// another test's thread could be cached as disabled for every thread.
+    fn install(&self) -> Capturing {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("tower_dpop=debug"))
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
+        CAPTURING.with(|c| *c.borrow_mut() = Some(self.clone()));
+        Capturing
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+
+    /// The log lines about the eviction policy, once there is one (the check runs in the
+    /// background after Redis first answered).
+    async fn policy_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<String> = self
+                .text()
+                .lines()
+                .filter(|l| l.contains("maxmemory-policy"))
+                .map(str::to_owned)
+                .collect();
+            if !lines.is_empty() {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing logged about the maxmemory-policy: {}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How many times Redis ran `CONFIG GET`.
+async fn config_get_calls(redis: &Redis) -> u64 {
+    let info = match redis.command(&["INFO", "commandstats"]).await {
+        redis::Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        redis::Value::VerbatimString { text, .. } => text,
+        other => panic!("{other:?}"),
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_config|get:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// Every `maxmemory-policy` but `noeviction` may evict replay keys (each has a TTL), and an
+/// evicted entry is a replay let through: the store asks Redis once, after its first answer,
+/// and warns naming the policy and the fix. Requests go on either way.
+#[tokio::test]
+async fn an_evicting_maxmemory_policy_is_warned_about_once() {
+    struct Case {
+        policy: &'static str,
+        warns: bool,
+    }
+    let cases = [
+        Case {
+            policy: "allkeys-lru",
+            warns: true,
+        },
+        Case {
+            policy: "allkeys-lfu",
+            warns: true,
+        },
+        Case {
+            policy: "allkeys-random",
+            warns: true,
+        },
+        Case {
+            policy: "volatile-lru",
+            warns: true,
+        },
+        Case {
+            policy: "volatile-lfu",
+            warns: true,
+        },
+        Case {
+            policy: "volatile-random",
+            warns: true,
+        },
+        Case {
+            policy: "volatile-ttl",
+            warns: true,
+        },
+        Case {
+            policy: "noeviction",
+            warns: false,
+        },
+    ];
+    // Our own Redis: the shared one's policy is not ours to change.
+    let Some(redis) = Redis::start() else { return };
+    let capture = Capture::default();
+    let _guard = capture.install();
+    for (n, case) in cases.iter().enumerate() {
+        capture.clear();
+        redis
+            .command(&["CONFIG", "SET", "maxmemory-policy", case.policy])
+            .await;
+        let calls_before = config_get_calls(&redis).await;
+        let store = redis.store();
+        let n = u8::try_from(n).unwrap();
+        assert_eq!(
+            store
+                .check_and_insert(key(n), Duration::from_secs(60))
+                .await,
+            Ok(Seen::First),
+            "{}",
+            case.policy
+        );
+        let lines = capture.policy_lines().await;
+        let warnings: Vec<&String> = lines.iter().filter(|l| l.contains(" WARN ")).collect();
+        if case.warns {
+            assert_eq!(warnings.len(), 1, "{}: {lines:?}", case.policy);
+            let warning = warnings[0];
+            assert!(
+                warning.contains("tower_dpop")
+                    && warning.contains(&format!("policy={}", case.policy))
+                    && warning.contains("set `maxmemory-policy noeviction`"),
+                "{warning}"
+            );
+        } else {
+            assert!(warnings.is_empty(), "{}: {lines:?}", case.policy);
+            assert!(
+                lines.iter().any(|l| l.contains(" DEBUG ")
+                    && l.contains("tower_dpop")
+                    && l.contains("noeviction")),
+                "{lines:?}"
+            );
+        }
+        // Once per store: later answers do not ask again (the commands of one connection run
+        // in order, so a second question would be counted by the last answer).
+        for _ in 0..3 {
+            assert_eq!(
+                store
+                    .check_and_insert(key(n), Duration::from_secs(60))
+                    .await,
+                Ok(Seen::Replay)
+            );
+        }
+        assert_eq!(
+            config_get_calls(&redis).await - calls_before,
+            1,
+            "{}",
+            case.policy
+        );
+        assert_eq!(capture.policy_lines().await, lines, "{}", case.policy);
+    }
+}
+
+/// A question Redis did not answer (it went down) is asked again after its next answer.
+#[tokio::test]
+async fn the_policy_is_asked_again_when_redis_did_not_answer() {
+    let Some(mut redis) = Redis::start_with(&["--maxmemory-policy", "allkeys-lru"]) else {
+        return;
+    };
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let store = redis.store();
+    assert_eq!(
+        store
+            .check_and_insert(key(1), Duration::from_secs(60))
+            .await,
+        Ok(Seen::First)
+    );
+    // The check is spawned on this current-thread runtime and cannot run before the next
+    // await: stopped now, Redis is gone when it asks (and the store's 300 ms timeout has
+    // passed before it is back).
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store
+        .check_and_insert(key(2), Duration::from_secs(60))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = capture.policy_lines().await;
+    assert!(
+        lines.len() == 1 && lines[0].contains(" WARN ") && lines[0].contains("allkeys-lru"),
+        "{lines:?}"
+    );
+}
+
+/// Managed Redis often refuses `CONFIG`: the store says so at debug level and goes on.
+#[tokio::test]
+async fn a_refused_config_command_is_logged_at_debug_and_requests_go_on() {
+    let Some(redis) = Redis::start_with(&["--rename-command", "CONFIG", ""]) else {
+        return;
+    };
+    let capture = Capture::default();
+    let _guard = capture.install();
+    let store = redis.store();
+    assert_eq!(
+        store
+            .check_and_insert(key(1), Duration::from_secs(60))
+            .await,
+        Ok(Seen::First)
+    );
+    let lines = capture.policy_lines().await;
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" DEBUG ") && l.contains("tower_dpop")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        store
+            .check_and_insert(key(1), Duration::from_secs(60))
+            .await,
+        Ok(Seen::Replay)
+    );
+    assert_eq!(
+        store
+            .check_and_insert(key(2), Duration::from_secs(60))
+            .await,
+        Ok(Seen::First)
+    );
+    assert!(!capture.text().contains(" WARN "), "{}", capture.text());
+}
+
+/// The store-conformance suite of `src/replay/mod.rs` (run there against the memory store),
+/// the same calls against Redis, through `dyn ReplayStore` as the suite makes them.
+mod suite {
+    use super::*;
+
+    pub(super) async fn first_then_replay(store: &dyn ReplayStore) {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::First));
+        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::Replay));
+        assert_eq!(store.check_and_insert(key(2), ttl).await, Ok(Seen::First));
+    }
+
+    pub(super) async fn concurrent_same_key_one_winner(store: Arc<dyn ReplayStore>) {
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .check_and_insert(key(9), Duration::from_secs(60))
+                    .await
+            }));
+        }
+        let mut first = 0;
+        for t in tasks {
+            if t.await.unwrap() == Ok(Seen::First) {
+                first += 1;
+            }
+        }
+        assert_eq!(first, 1);
+    }
+
+    pub(super) async fn entries_expire(store: &dyn ReplayStore) {
+        let ttl = Duration::from_millis(1100);
+        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
+    }
+}
+
+#[tokio::test]
+async fn suite_first_then_replay() {
+    let Some(redis) = Shared::get() else { return };
+    suite::first_then_replay(&redis.store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_concurrent() {
+    let Some(redis) = Shared::get() else { return };
+    suite::concurrent_same_key_one_winner(Arc::new(redis.store())).await;
+}
+
+#[tokio::test]
+async fn suite_expiry() {
+    let Some(redis) = Shared::get() else { return };
+    suite::entries_expire(&redis.store()).await;
 }

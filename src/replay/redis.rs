@@ -9,7 +9,17 @@
 //! as [`ReplayError::Backend`], which the layer answers with 503: a request is never accepted
 //! because Redis could not be asked. The connection manager reconnects on its own, so requests
 //! succeed again as soon as Redis is back.
+//!
+//! An evicted entry is a replay let through, and every `maxmemory-policy` but `noeviction` may
+//! evict replay keys (the `allkeys-*` policies any key, the `volatile-*` ones any key with a
+//! TTL, which every replay key has). After Redis first answers a request, the store asks it
+//! once, in a background task, for its policy, and logs a warning (target `tower_dpop`) unless
+//! it is `noeviction`; a Redis that refuses `CONFIG` (managed ones often do) is noted at debug
+//! level. The answer never changes what a request gets, and no request waits for it.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,7 +50,15 @@ pub struct RedisReplayStore {
     conn: ConnectionManager,
     prefix: String,
     timeout: Duration,
+    /// The runtime the connection runs on, for the eviction-policy check.
+    runtime: tokio::runtime::Handle,
+    /// Whether Redis was asked for its `maxmemory-policy`: [`UNASKED`], [`ASKING`] or [`ASKED`].
+    policy_check: Arc<AtomicU8>,
 }
+
+const UNASKED: u8 = 0;
+const ASKING: u8 = 1;
+const ASKED: u8 = 2;
 
 impl std::fmt::Debug for RedisReplayStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,6 +87,84 @@ impl RedisReplayStore {
         URL_SAFE_NO_PAD.encode_string(key.as_bytes(), &mut out);
         out
     }
+
+    /// Called when Redis answered a request: the first time, asks it for its eviction policy
+    /// in a task of its own, so the request does not wait. Asked again after a later answer
+    /// if Redis did not answer the question.
+    fn check_eviction_policy_once(&self) {
+        if self.policy_check.load(Ordering::Relaxed) != UNASKED
+            || self
+                .policy_check
+                .compare_exchange(UNASKED, ASKING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let conn = self.conn.clone();
+        let timeout = self.timeout;
+        let state = Arc::clone(&self.policy_check);
+        self.runtime.spawn(async move {
+            let settled = check_eviction_policy(conn, timeout).await;
+            state.store(if settled { ASKED } else { UNASKED }, Ordering::Release);
+        });
+    }
+}
+
+/// Asks Redis for its `maxmemory-policy` and warns unless it is `noeviction`. Returns whether
+/// the question is settled: `false` when Redis did not answer (down, slow), to ask again later.
+async fn check_eviction_policy(mut conn: ConnectionManager, timeout: Duration) -> bool {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("maxmemory-policy");
+    let reply = tokio::time::timeout(
+        timeout,
+        cmd.query_async::<HashMap<String, String>>(&mut conn),
+    )
+    .await;
+    let answer = match reply {
+        Err(_) => return false,
+        Ok(Err(e))
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal() =>
+        {
+            return false
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(
+                target: "tower_dpop",
+                error = %e,
+                "Redis refused `CONFIG GET maxmemory-policy`; make sure the policy is \
+                 noeviction, or evicted replay entries let replays through"
+            );
+            return true;
+        }
+        Ok(Ok(answer)) => answer,
+    };
+    match answer.get("maxmemory-policy") {
+        Some(policy) if policy.eq_ignore_ascii_case("noeviction") => {
+            tracing::debug!(
+                target: "tower_dpop",
+                "Redis maxmemory-policy is noeviction: replay entries are never evicted"
+            );
+        }
+        Some(policy) => {
+            tracing::warn!(
+                target: "tower_dpop",
+                policy = %policy,
+                "Redis maxmemory-policy may evict replay entries, and an evicted entry lets \
+                 a replayed proof through; set `maxmemory-policy noeviction`"
+            );
+        }
+        None => {
+            tracing::debug!(
+                target: "tower_dpop",
+                "Redis did not report its maxmemory-policy; make sure it is noeviction, or \
+                 evicted replay entries let replays through"
+            );
+        }
+    }
+    true
 }
 
 /// Configures a [`RedisReplayStore`].
@@ -94,17 +190,25 @@ impl RedisReplayStoreBuilder {
         self
     }
 
-    /// Builds the store. It connects lazily: a Redis that is down at start makes requests
-    /// fail with 503 until it is up, it does not stop the server from starting.
+    /// Builds the store, inside the Tokio runtime that will serve requests (the connection
+    /// runs as one of its tasks). It connects lazily: a Redis that is down at start makes
+    /// requests fail with 503 until it is up, it does not stop the server from starting.
     ///
     /// # Errors
-    /// When the URL is invalid, the timeout is zero, or there is no Tokio runtime.
+    /// When the URL is invalid, the timeout is zero, or it is called outside a Tokio runtime.
     pub fn build(self) -> Result<RedisReplayStore, ConfigError> {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("the Redis timeout must not be zero"));
         }
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| ConfigError::new(format!("Redis URL is invalid: {e}")))?;
+        // The connection manager spawns its tasks at once, and would panic without a runtime.
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            ConfigError::new(
+                "the Redis replay store must be built inside a Tokio runtime \
+                 (its connection runs as a Tokio task)",
+            )
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
@@ -116,6 +220,8 @@ impl RedisReplayStoreBuilder {
             conn,
             prefix: self.prefix,
             timeout: self.timeout,
+            runtime,
+            policy_check: Arc::new(AtomicU8::new(UNASKED)),
         })
     }
 }
@@ -133,14 +239,18 @@ impl ReplayStore for RedisReplayStore {
             .arg(millis);
         let reply =
             tokio::time::timeout(self.timeout, cmd.query_async::<Option<String>>(&mut conn)).await;
-        match reply {
-            Ok(Ok(Some(_))) => Ok(Seen::First),
-            Ok(Ok(None)) => Ok(Seen::Replay),
-            Ok(Err(e)) => Err(ReplayError::Backend(format!("Redis error: {e}"))),
-            Err(_) => Err(ReplayError::Backend(format!(
-                "Redis did not answer within {:?}",
-                self.timeout
-            ))),
-        }
+        let seen = match reply {
+            Ok(Ok(Some(_))) => Seen::First,
+            Ok(Ok(None)) => Seen::Replay,
+            Ok(Err(e)) => return Err(ReplayError::Backend(format!("Redis error: {e}"))),
+            Err(_) => {
+                return Err(ReplayError::Backend(format!(
+                    "Redis did not answer within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        self.check_eviction_policy_once();
+        Ok(seen)
     }
 }
