@@ -26,6 +26,7 @@
 //!         JwtValidator::builder()
 //!             .jwks_json(jwks)
 //!             .issuer("https://as.example.com")
+//!             .audience("https://api.example.com")
 //!             .build()?,
 //!     )
 //!     .build()?;
@@ -70,6 +71,8 @@ pub mod clock;
 pub mod config;
 mod error;
 pub mod extract;
+#[cfg(feature = "jwks-fetch")]
+mod http_fetch;
 pub mod htu;
 mod jwk;
 mod key;

@@ -49,7 +49,7 @@ async fn start(allow_bearer: bool) -> Server {
 }
 
 fn unbound(issuer: &TestIssuer) -> String {
-    issuer.mint(&json!({"iss": issuer.issuer(), "sub": "legacy", "exp": unix_now() + 600}))
+    issuer.mint(&json!({"iss": issuer.issuer(), "aud": issuer.audience(), "sub": "legacy", "exp": unix_now() + 600}))
 }
 
 async fn get_with(url: &str, auth: Option<String>, proof: Option<String>) -> (u16, String, String) {
