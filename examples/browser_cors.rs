@@ -1,7 +1,8 @@
 //! A DPoP-protected API that browser clients on another origin can call: the CORS setup.
 //!
 //! ```text
-//! DPOP_JWKS_URL=https://as.example.com/jwks cargo run --example browser_cors
+//! DPOP_JWKS_URL=https://as.example.com/jwks DPOP_ISSUER=https://as.example.com \
+//!   DPOP_AUDIENCE=http://127.0.0.1:8080 cargo run --example browser_cors
 //! ```
 //!
 //! Browsers only let a script read CORS-safelisted response headers unless the server exposes
@@ -49,11 +50,19 @@ fn cors(app_origin: &str) -> Result<CorsLayer, Box<dyn std::error::Error>> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jwks_url = std::env::var("DPOP_JWKS_URL").map_err(|_| "set DPOP_JWKS_URL")?;
+    let issuer = std::env::var("DPOP_ISSUER").map_err(|_| "set DPOP_ISSUER")?;
+    let audience = std::env::var("DPOP_AUDIENCE").map_err(|_| "set DPOP_AUDIENCE")?;
     let app_origin = std::env::var("APP_ORIGIN").unwrap_or_else(|_| "http://localhost:5173".into());
 
     let layer = DpopLayer::builder()
         .public_origin("http://127.0.0.1:8080")
-        .token_validator(JwtValidator::builder().jwks_url(jwks_url).build()?)
+        .token_validator(
+            JwtValidator::builder()
+                .jwks_url(jwks_url)
+                .issuer(issuer)
+                .audience(audience)
+                .build()?,
+        )
         .nonce_policy(NoncePolicy::Required)
         .build()?;
 

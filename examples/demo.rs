@@ -258,7 +258,10 @@ async fn main() -> ExitCode {
     let (api_listener, api) = bind().await;
     let validator = JwtValidator::builder()
         .jwks_url(&jwks_url)
+        // The demo's authorization server listens on 127.0.0.1, over plain HTTP.
+        .allow_insecure_http(true)
         .issuer(issuer.issuer())
+        .audience(issuer.audience())
         .build()
         .expect("a valid token validator configuration");
     let layer = DpopLayer::builder()

@@ -8,9 +8,9 @@
 //! |---|---|---|
 //! | `DPOP_LISTEN` | socket address to bind, e.g. `127.0.0.1:8080` (port 0: any free port) | `127.0.0.1:8080` |
 //! | `DPOP_PUBLIC_URL` | origin clients use (`scheme://host[:port]`); a proof's `htu` must equal it followed by the request path | `http://<bound address>` |
-//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it | required |
-//! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked |
-//! | `DPOP_AUDIENCE` | expected `aud` of access tokens | not checked |
+//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it; `https:`, or plain `http:` on a loopback address only | required |
+//! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked (`any_issuer()`) |
+//! | `DPOP_AUDIENCE` | expected `aud` of access tokens | not checked (`any_audience()`) |
 //! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
 //! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
 //! | `DPOP_ALLOW_BEARER` | `1` also accepts `Authorization: Bearer` for tokens without `cnf.jkt` (a bound token under Bearer is still refused) | DPoP only |
@@ -61,6 +61,25 @@ use tracing_subscriber::EnvFilter;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_LOG_FILTER: &str = "info,tower_dpop=info";
+
+/// `true` for a plain-http URL on a loopback address (a local test authorization server, as
+/// the `load` example runs): the only plain-http JWKS URL this server accepts.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// The configuration read from the environment.
 #[derive(Debug, Clone)]
@@ -280,13 +299,17 @@ impl Settings {
 
     /// Builds the DPoP layer for this configuration.
     fn layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
-        let mut validator = JwtValidator::builder().jwks_url(&self.jwks_url);
-        if let Some(iss) = &self.issuer {
-            validator = validator.issuer(iss);
-        }
-        if let Some(aud) = &self.audience {
-            validator = validator.audience(aud);
-        }
+        let mut validator = JwtValidator::builder()
+            .jwks_url(&self.jwks_url)
+            .allow_insecure_http(is_loopback_http(&self.jwks_url));
+        validator = match &self.issuer {
+            Some(iss) => validator.issuer(iss),
+            None => validator.any_issuer(),
+        };
+        validator = match &self.audience {
+            Some(aud) => validator.audience(aud),
+            None => validator.any_audience(),
+        };
         let mut builder = DpopLayer::builder()
             .public_origin(public_origin)
             .token_validator(validator.build()?)

@@ -165,11 +165,15 @@ impl<'a> PublicJwk<'a> {
             "RSA" => {
                 let n = raw.n.ok_or("jwk is missing n")?;
                 let e = raw.e.ok_or("jwk is missing e")?;
-                // One leading zero octet is tolerated; the exact bit length is checked when
-                // the key is imported.
-                check_b64(&n, MIN_RSA_BITS / 8, MAX_RSA_BITS / 8 + 1)
+                // RFC 7518 §6.3.1: `n` and `e` are minimal octet strings. A leading zero
+                // octet would give one key a second text, and so a second thumbprint. The
+                // exact bit length is checked when the key is imported.
+                check_b64(&n, MIN_RSA_BITS / 8, MAX_RSA_BITS / 8)
                     .map_err(|_| "jwk RSA modulus is too small, too large or malformed")?;
                 check_b64(&e, 1, 4).map_err(|_| "jwk RSA exponent is malformed or too large")?;
+                if has_leading_zero_octet(&n) || has_leading_zero_octet(&e) {
+                    return Err("jwk RSA n or e has a leading zero octet (not minimal)");
+                }
                 Ok(Self::Rsa { n, e })
             }
             "OKP" => {
@@ -206,6 +210,13 @@ impl<'a> PublicJwk<'a> {
             _ => false,
         }
     }
+}
+
+/// `true` when the first octet `s` decodes to is zero, read from its first two characters
+/// (6 + 2 bits) without decoding: `A` (0) then a character whose value is below 16 (`A`-`P`).
+/// `s` is base64url already checked to decode to at least one octet.
+fn has_leading_zero_octet(s: &str) -> bool {
+    matches!(s.as_bytes(), [b'A', second, ..] if (b'A'..=b'P').contains(second))
 }
 
 /// Checks that `s` is unpadded base64url whose decoded length is within `min..=max` bytes,
@@ -299,7 +310,9 @@ mod tests {
     fn base64url_lengths_that_cannot_be_are_refused() {
         // 4k + 1 characters is not a base64 length, even where the byte count would fit.
         for len in [341, 342, 343, 344, 345] {
-            let json = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, "A".repeat(len));
+            // `g` first: a modulus whose top bit is set, so no leading zero octet.
+            let n = format!("g{}", "A".repeat(len - 1));
+            let json = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#);
             let expected = len % 4 != 1;
             assert_eq!(parse(&json).is_ok(), expected, "n of {len} characters");
         }
@@ -310,6 +323,32 @@ mod tests {
         assert_eq!(check_b64(&"A".repeat(344), 258, 258), Ok(()));
         assert_eq!(check_b64(&"A".repeat(343), 257, 257), Ok(()));
         assert_eq!(check_b64(&"A".repeat(342), 256, 256), Ok(()));
+    }
+
+    /// RFC 7518 §6.3.1: `n` and `e` are minimal; a leading zero octet is a second text (and
+    /// so a second thumbprint) for the same key.
+    #[test]
+    fn rsa_members_with_a_leading_zero_octet_are_refused() {
+        let n = format!("g{}", "A".repeat(341)); // 2048 bits, top bit set
+        let rsa = |n: &str, e: &str| format!(r#"{{"kty":"RSA","n":"{n}","e":"{e}"}}"#);
+        assert!(parse(&rsa(&n, "AQAB")).is_ok());
+        let not_minimal = Err("jwk RSA n or e has a leading zero octet (not minimal)");
+        // A zero octet in front of a 2048-bit modulus (0x00 0x80 ...): 258 octets.
+        let padded = format!("AI{}", "A".repeat(342));
+        assert_eq!(parse(&rsa(&padded, "AQAB")), not_minimal);
+        // The first octet is the 6 bits of `A` and the top 2 of the second character: zero
+        // for `A` to `P`, one from `Q` on.
+        assert_eq!(
+            parse(&rsa(&format!("AP{}", "A".repeat(340)), "AQAB")),
+            not_minimal
+        );
+        assert!(has_leading_zero_octet("AP"));
+        assert!(!has_leading_zero_octet("AQ"));
+        assert!(!has_leading_zero_octet("BA"));
+        // e = 65537 as 00 01 00 01.
+        assert_eq!(parse(&rsa(&n, "AAEAAQ")), not_minimal);
+        assert_eq!(parse(&rsa(&n, "AAM")), not_minimal);
+        assert!(parse(&rsa(&n, "Aw")).is_ok(), "e = 3");
     }
 
     #[test]

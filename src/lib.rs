@@ -26,6 +26,7 @@
 //!         JwtValidator::builder()
 //!             .jwks_json(jwks)
 //!             .issuer("https://as.example.com")
+//!             .audience("https://api.example.com")
 //!             .build()?,
 //!     )
 //!     .build()?;
@@ -80,6 +81,8 @@ pub mod guides {
     #[doc = include_str!("../docs/layers.md")]
     pub mod layers {}
 }
+#[cfg(feature = "jwks-fetch")]
+mod http_fetch;
 pub mod htu;
 mod jwk;
 mod key;

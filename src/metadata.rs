@@ -6,11 +6,18 @@
 //! use tower_dpop::{token::jwt::JwtValidator, DpopLayer};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let jwks = r#"{"keys":[]}"#;
+//! # let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
+//! #   "x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
+//! #   "y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}]}"#;
+//! let validator = JwtValidator::builder()
+//!     .jwks_json(jwks)
+//!     .issuer("https://as.example.com")
+//!     .audience("https://api.example.com")
+//!     .build()?;
 //! let layer = DpopLayer::builder()
 //!     .public_origin("https://api.example.com")
 //!     .resource_metadata("https://api.example.com/.well-known/oauth-protected-resource")
-//!     .token_validator(JwtValidator::builder().jwks_json(jwks).build()?)
+//!     .token_validator(validator)
 //!     .build()?;
 //! let metadata = ProtectedResourceMetadata::from_layer(&layer)
 //!     .authorization_server("https://as.example.com");

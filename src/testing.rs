@@ -268,7 +268,11 @@ impl ProofBuilder<'_> {
     }
 }
 
-/// A stand-in authorization server: one ES256 signing key, its JWKS, and JWT access tokens.
+/// The audience of a [`TestIssuer`]'s tokens.
+const TEST_AUDIENCE: &str = "https://api.example.com";
+
+/// A stand-in authorization server: one ES256 signing key, its JWKS, and JWT access tokens
+/// (with `iss`, `aud` and `exp`).
 pub struct TestIssuer {
     signer: Box<dyn JwsSigner>,
     jwks: Value,
@@ -332,8 +336,15 @@ impl TestIssuer {
         self.jwks.to_string()
     }
 
-    /// A [`JwtValidator`](crate::token::jwt::JwtValidator) trusting this issuer's key set, and
-    /// checking nothing else (no `iss`, no `aud`).
+    /// The `aud` of the tokens [`token_for`](Self::token_for) mints.
+    #[must_use]
+    pub fn audience(&self) -> &'static str {
+        TEST_AUDIENCE
+    }
+
+    /// A [`JwtValidator`](crate::token::jwt::JwtValidator) trusting this issuer's key set and
+    /// requiring its `iss` and the [`audience`](Self::audience) of its tokens (and `exp`, as
+    /// every validator does by default).
     ///
     /// # Panics
     /// Never for a key set this type made (it is its own JWKS).
@@ -341,6 +352,8 @@ impl TestIssuer {
     pub fn validator(&self) -> crate::token::jwt::JwtValidator {
         crate::token::jwt::JwtValidator::builder()
             .jwks_json(&self.jwks_json())
+            .issuer(&self.issuer)
+            .audience(TEST_AUDIENCE)
             .build()
             .expect("a TestIssuer's own key set is a valid JWKS")
     }
@@ -352,13 +365,14 @@ impl TestIssuer {
         sign_compact(&*self.signer, &header, claims)
     }
 
-    /// A token for subject `alice`, client `demo-client`, bound to `jkt`, expiring at `exp`.
+    /// A token from this issuer (`iss`) for [`audience`](Self::audience), subject `alice`, client
+    /// `demo-client`, bound to `jkt`, expiring at `exp`.
     #[must_use]
     pub fn token_for(&self, jkt: &str, exp: u64) -> String {
         self.mint(&json!({
             "iss": self.issuer,
             "sub": "alice",
-            "aud": "https://api.example.com",
+            "aud": TEST_AUDIENCE,
             "client_id": "demo-client",
             "scope": "read",
             "iat": exp.saturating_sub(3600),

@@ -49,7 +49,7 @@ async fn start(allow_bearer: bool) -> Server {
 }
 
 fn unbound(issuer: &TestIssuer) -> String {
-    issuer.mint(&json!({"iss": issuer.issuer(), "sub": "legacy", "exp": unix_now() + 600}))
+    issuer.mint(&json!({"iss": issuer.issuer(), "aud": issuer.audience(), "sub": "legacy", "exp": unix_now() + 600}))
 }
 
 async fn get_with(url: &str, auth: Option<String>, proof: Option<String>) -> (u16, String, String) {
@@ -112,7 +112,7 @@ async fn bearer_and_dpop_on_one_server() {
     // So is a token bound by mutual TLS (RFC 8705 `cnf.x5t#S256`): any confirmation means
     // its sender must prove possession, which Bearer cannot.
     let mtls = s.issuer.mint(&json!({
-        "iss": s.issuer.issuer(), "sub": "mtls", "exp": unix_now() + 600,
+        "iss": s.issuer.issuer(), "aud": s.issuer.audience(), "sub": "mtls", "exp": unix_now() + 600,
         "cnf": { "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }
     }));
     let (status, www, _) = get_with(&url, Some(format!("Bearer {mtls}")), None).await;

@@ -185,7 +185,9 @@ async fn rejections_can_be_logged_at_a_lower_level() {
             let layer = builder.build().unwrap();
             let app = tower::ServiceBuilder::new().layer(layer).service_fn(
                 |_: http::Request<axum::body::Body>| async {
-                    Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::new(axum::body::Body::empty()),
+                    )
                 },
             );
             let mut req = http::Request::get("https://api.example.com/me")

@@ -9,7 +9,6 @@ use http::{HeaderMap, HeaderValue, Method};
 use tower_dpop::clock::ManualClock;
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
 use tower_dpop::testing::{ClientKey, TestIssuer};
-use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer, DpopLayerBuilder, Error};
 
 const T0: u64 = 1_800_000_000;
@@ -36,10 +35,7 @@ impl World {
     }
 
     fn layer(&self, configure: impl FnOnce(DpopLayerBuilder) -> DpopLayerBuilder) -> DpopLayer {
-        let validator = JwtValidator::builder()
-            .jwks_json(&self.issuer.jwks_json())
-            .build()
-            .unwrap();
+        let validator = self.issuer.validator();
         configure(
             DpopLayer::builder()
                 .public_origin("https://api.example.com")

@@ -370,6 +370,40 @@ async fn jwk_must_be_public() {
     );
 }
 
+/// RFC 7518 §6.3.1: RSA `n` and `e` are minimal octet strings. A zero octet in front of `n`
+/// is the same key under another text, with another thumbprint: refused, even with a token
+/// bound to that other thumbprint and a signature that verifies.
+#[tokio::test]
+async fn rsa_jwk_must_be_minimal() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let g = Fixture::with(Algorithm::RS256, |b| b);
+    let mut jwk = g.client.public_jwk().clone();
+    let mut n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    n.insert(0, 0);
+    jwk["n"] = json!(URL_SAFE_NO_PAD.encode(&n));
+    // RFC 7638 by hand (the crate's own parser refuses this jwk).
+    let members = format!(
+        r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+        jwk["e"].as_str().unwrap(),
+        jwk["n"].as_str().unwrap()
+    );
+    let jkt = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(members));
+    assert_ne!(jkt, g.client.jkt(), "a second thumbprint for the same key");
+    let token = g.issuer.token_for(&jkt, T0 + 3600);
+    let proof = g
+        .client
+        .proof("GET", URL)
+        .access_token(&token)
+        .iat(T0)
+        .header("jwk", jwk)
+        .sign();
+    assert_eq!(
+        g.send(Method::GET, "/api/me", &token, &proof).await,
+        proof_err("jwk RSA n or e has a leading zero octet (not minimal)")
+    );
+}
+
 /// Keys are cached by the exact text of `jwk`: once a key is known, every other text of it is
 /// checked from scratch, and the known text is only reused with the `alg` it was verified with.
 #[tokio::test]
@@ -1099,13 +1133,17 @@ fn configuration_is_validated_at_build_time() {
         JwtValidator::builder().jwks_json("{").build().is_err(),
         "bad JWKS"
     );
+    // HMAC and `none` cannot even be named (`Algorithm` has no such variant); an empty
+    // list is refused.
     assert!(
         JwtValidator::builder()
             .jwks_json(&issuer.jwks_json())
-            .algorithms(["HS256"])
+            .any_issuer()
+            .any_audience()
+            .algorithms([])
             .build()
             .is_err(),
-        "MAC"
+        "no algorithm"
     );
     assert_eq!(random_id(16).len(), 22);
 }
@@ -1147,8 +1185,8 @@ async fn small_order_ed25519_keys_are_refused_at_import() {
 #[tokio::test]
 async fn rsa_exponent_must_be_odd_and_at_least_three() {
     let key = ClientKey::generate(Algorithm::RS256);
-    // 2, 1, 1 (with a leading zero byte), 4, 65536.
-    for e in ["Ag", "AQ", "AAE", "BA", "AQAA"] {
+    // 2, 1, 4, 65536.
+    for e in ["Ag", "AQ", "BA", "AQAA"] {
         let mut jwk = key.public_jwk().clone();
         jwk["e"] = json!(e);
         assert_eq!(
@@ -1157,6 +1195,13 @@ async fn rsa_exponent_must_be_odd_and_at_least_three() {
             "e={e}"
         );
     }
+    // 1 with a leading zero octet is not even read as a number: not minimal (RFC 7518).
+    let mut jwk = key.public_jwk().clone();
+    jwk["e"] = json!("AAE");
+    assert_eq!(
+        hostile_key("RS256", jwk).await,
+        proof_err("jwk RSA n or e has a leading zero octet (not minimal)")
+    );
     // 3 and 65537 pass the exponent check; these proofs then fail on their signature (the
     // proof is signed by another key).
     for e in ["Aw", "AQAB"] {
@@ -1211,8 +1256,9 @@ async fn rsa_modulus_must_have_2048_to_4096_bits() {
         hostile_key("RS256", jwk).await,
         proof_err("jwk RSA modulus must be 2048 to 4096 bits")
     );
-    // The upper end: 4096 bits with one leading zero octet is accepted (this proof then fails
-    // on its signature, made by another key); 4104 bits in 513 octets, or 514 octets, are not.
+    // The upper end: 4096 bits in 512 octets is accepted (this proof then fails on its
+    // signature, made by another key); the same with a leading zero octet, 4104 bits in 513
+    // octets, or 514 octets, are too long.
     let with_n = |n: Vec<u8>| {
         let mut jwk = key.public_jwk().clone();
         jwk["n"] = json!(base64::Engine::encode(
@@ -1221,15 +1267,19 @@ async fn rsa_modulus_must_have_2048_to_4096_bits() {
         ));
         jwk
     };
+    assert_eq!(
+        hostile_key("RS256", with_n(vec![0xff; 512])).await,
+        proof_err("proof signature is invalid")
+    );
     let mut n4096 = vec![0u8];
     n4096.extend([0xffu8; 512]);
     assert_eq!(
         hostile_key("RS256", with_n(n4096)).await,
-        proof_err("proof signature is invalid")
+        proof_err("jwk RSA modulus is too small, too large or malformed")
     );
     assert_eq!(
         hostile_key("RS256", with_n(vec![0xff; 513])).await,
-        proof_err("jwk RSA modulus must be 2048 to 4096 bits")
+        proof_err("jwk RSA modulus is too small, too large or malformed")
     );
     let mut n514 = vec![0u8, 0];
     n514.extend([0xffu8; 512]);

@@ -6,6 +6,10 @@ use tower_dpop::token::jwt::JwtValidator;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = JwtValidator::builder().jwks_json(s).build();
+        let _ = JwtValidator::builder()
+            .jwks_json(s)
+            .any_issuer()
+            .any_audience()
+            .build();
     }
 });

@@ -1,97 +1,55 @@
-//! The built-in JWT access-token validator (RFC 9068 profile): signature against a JWKS given
-//! in code or fetched from a URL, `iss`, `aud`, an algorithm allow-list.
+//! The built-in JWT access-token validator (RFC 9068 profile): the signature with a key of a
+//! JWKS given in code or fetched from a URL, chosen by `kid` and `alg`; `iss`, `aud` and `exp`
+//! required by default; an algorithm allow-list.
+//!
+//! Each usable key of a set is imported once, when the set is loaded, into a ready verifier
+//! (the same code that verifies proof keys), so a token costs its cheap checks and one
+//! signature verification, never a key import and never more than one verification.
 
 use std::sync::Arc;
-#[cfg(feature = "jwks-fetch")]
-use std::time::Duration;
 
 use async_trait::async_trait;
-use josekit::jwk::{Jwk, JwkSet};
-use josekit::jws::JwsVerifier;
-use serde_json::Value;
 
 use super::{AccessToken, TokenError, TokenValidator};
-use crate::config::ConfigError;
 
+mod builder;
+mod checks;
+mod keys;
 #[cfg(feature = "jwks-fetch")]
 mod remote;
+
+pub use builder::JwtValidatorBuilder;
+use checks::{Checked, Policy, BAD_SIGNATURE};
+use keys::{KeyRing, Lookup};
 
 /// Largest access token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
-/// Asymmetric algorithms the validator can verify. HMAC and `none` are not supported, so a
-/// token can never be "verified" with a public key used as a MAC secret.
-const SUPPORTED: [&str; 10] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-];
-
-/// The keys of one JWKS, ready for lookup.
-#[derive(Debug, Default)]
-pub(crate) struct KeyRing {
-    keys: Vec<Jwk>,
-}
-
-impl KeyRing {
-    pub(crate) fn from_set(set: &JwkSet) -> Self {
-        let keys = set
-            .keys()
-            .into_iter()
-            .filter(|k| k.key_use().is_none_or(|u| u == "sig"))
-            .cloned()
-            .collect();
-        Self { keys }
-    }
-
-    #[cfg_attr(not(feature = "jwks-fetch"), allow(dead_code))]
-    fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.key_id() == Some(kid))
-    }
-
-    /// Keys that may have signed a token with this `kid` and `alg`.
-    fn candidates<'a>(
-        &'a self,
-        kid: Option<&'a str>,
-        alg: &'a str,
-    ) -> impl Iterator<Item = &'a Jwk> {
-        self.keys
-            .iter()
-            .filter(move |k| kid.is_none_or(|kid| k.key_id() == Some(kid)))
-            .filter(move |k| k.algorithm().is_none_or(|a| a == alg))
-            .take(8)
-    }
-}
-
-fn verifier(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
-    use josekit::jws;
-    let v: Box<dyn JwsVerifier> = match alg {
-        "RS256" => Box::new(jws::RS256.verifier_from_jwk(jwk).ok()?),
-        "RS384" => Box::new(jws::RS384.verifier_from_jwk(jwk).ok()?),
-        "RS512" => Box::new(jws::RS512.verifier_from_jwk(jwk).ok()?),
-        "PS256" => Box::new(jws::PS256.verifier_from_jwk(jwk).ok()?),
-        "PS384" => Box::new(jws::PS384.verifier_from_jwk(jwk).ok()?),
-        "PS512" => Box::new(jws::PS512.verifier_from_jwk(jwk).ok()?),
-        "ES256" => Box::new(jws::ES256.verifier_from_jwk(jwk).ok()?),
-        "ES384" => Box::new(jws::ES384.verifier_from_jwk(jwk).ok()?),
-        "ES512" => Box::new(jws::ES512.verifier_from_jwk(jwk).ok()?),
-        "EdDSA" => Box::new(jws::EdDSA.verifier_from_jwk(jwk).ok()?),
-        _ => return None,
-    };
-    Some(v)
-}
-
 #[derive(Debug)]
 enum KeySource {
-    Static(Arc<KeyRing>),
+    Static(KeyRing),
     #[cfg(feature = "jwks-fetch")]
-    Remote(remote::RemoteJwks),
+    Remote(Arc<remote::RemoteJwks>),
 }
 
 /// Validates JWT access tokens.
 ///
-/// Checks, in order: size, compact form, `typ` (`at+jwt`, `application/at+jwt`, `JWT` or
-/// absent; only `at+jwt` forms with [`JwtValidatorBuilder::require_at_jwt_typ`]), `alg` on the
-/// allow-list, the signature with the JWKS key named by `kid` (or each key when there is no
-/// `kid`), `iss` and `aud` when configured. `exp` and `nbf` are checked by the layer.
+/// Checks, in order, before any signature: size ([`MAX_TOKEN_LEN`]), compact form, header
+/// (`crit` refused; `typ` `at+jwt`, `application/at+jwt`, `JWT` or absent, only the `at+jwt`
+/// forms with [`require_at_jwt_typ`](JwtValidatorBuilder::require_at_jwt_typ); `alg` on the
+/// allow-list), the claims that do not change with time (`iss` one of the configured issuers,
+/// compared exactly; `aud` a string or an array holding a configured audience; `exp` present),
+/// and the key: the one key of the set with the token's `kid` whose type fits `alg` (and whose
+/// own `alg`, when it has one, is the token's). A token without `kid` is verified only when
+/// exactly one key fits its `alg`. Then one signature check. `exp` and `nbf` are compared with
+/// the clock by the layer, on every request.
+///
+/// With a JWKS URL, [`validate_offline`](TokenValidator::validate_offline) answers from the
+/// keys held when that needs no fetch: the keys are usable (fresh, or stale within
+/// `jwks_max_stale`), no background refresh is due, and the token's `kid` is in the set, or is
+/// not but no fetch may start now (then it is refused at once). Otherwise it answers `None`
+/// and [`validate`](TokenValidator::validate) starts the refresh (in the background, answering
+/// from the stale keys) or waits for the one fetch that may give the token's key.
 ///
 /// ```
 /// use tower_dpop::token::jwt::JwtValidator;
@@ -115,10 +73,42 @@ pub struct JwtValidator {
 #[derive(Debug)]
 struct Inner {
     source: KeySource,
-    issuer: Option<String>,
-    audience: Option<String>,
-    algorithms: Vec<String>,
-    strict_typ: bool,
+    policy: Policy,
+}
+
+fn unknown_key() -> TokenError {
+    TokenError::invalid(BAD_SIGNATURE)
+}
+
+#[cfg(feature = "jwks-fetch")]
+fn unavailable() -> TokenError {
+    TokenError::unavailable(
+        "no usable JWKS: not fetched yet, or older than jwks_max_age + jwks_max_stale, and the \
+         endpoint did not answer",
+    )
+}
+
+/// What a key set answers for a checked token.
+enum Answer<'t> {
+    Done(Result<AccessToken, TokenError>),
+    /// The set has no key with the token's `kid`; the token is handed back for another try.
+    UnknownKid(#[cfg_attr(not(feature = "jwks-fetch"), allow(dead_code))] Checked<'t>),
+}
+
+fn answer<'t>(checked: Checked<'t>, ring: &KeyRing) -> Answer<'t> {
+    match ring.find(checked.kid.as_deref(), checked.alg) {
+        Lookup::Key(key) => Answer::Done(checked.verify(key)),
+        Lookup::Refused(why) => Answer::Done(Err(TokenError::invalid(why))),
+        Lookup::UnknownKid => Answer::UnknownKid(checked),
+    }
+}
+
+/// The answer from `ring`, an unknown `kid` being final.
+fn final_answer(checked: Checked<'_>, ring: &KeyRing) -> Result<AccessToken, TokenError> {
+    match answer(checked, ring) {
+        Answer::Done(result) => result,
+        Answer::UnknownKid(_) => Err(unknown_key()),
+    }
 }
 
 impl JwtValidator {
@@ -126,243 +116,74 @@ impl JwtValidator {
     pub fn builder() -> JwtValidatorBuilder {
         JwtValidatorBuilder::default()
     }
+}
 
-    #[cfg_attr(not(feature = "jwks-fetch"), allow(unused_variables))]
-    async fn keys(&self, kid: Option<&str>) -> Result<Arc<KeyRing>, TokenError> {
-        match &self.inner.source {
-            KeySource::Static(ring) => Ok(ring.clone()),
-            #[cfg(feature = "jwks-fetch")]
-            KeySource::Remote(remote) => {
-                let ring = remote.current().await?;
-                match kid {
-                    Some(kid) if !ring.has_kid(kid) => {
-                        Ok(remote.refresh_for_unknown_kid(ring).await)
-                    }
-                    _ => Ok(ring),
-                }
+#[cfg(feature = "jwks-fetch")]
+async fn validate_remote(
+    remote: &Arc<remote::RemoteJwks>,
+    checked: Checked<'_>,
+) -> Result<AccessToken, TokenError> {
+    let view = remote.view();
+    let checked = match &view.keys {
+        Some(ring) => {
+            if view.refresh_due {
+                remote.refresh_in_background();
+            }
+            match answer(checked, ring) {
+                Answer::Done(result) => return result,
+                Answer::UnknownKid(checked) => checked,
             }
         }
+        None => checked,
+    };
+    // No usable key for this token: wait for the one fetch that may bring it (in flight, or
+    // started now if the interval allows), then answer from what is held.
+    remote.fetch_and_wait().await;
+    match &remote.view().keys {
+        Some(ring) => final_answer(checked, ring),
+        None => Err(unavailable()),
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Header {
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
+/// `validate_remote`'s answer when it needs no fetch and starts none; `None` otherwise.
+#[cfg(feature = "jwks-fetch")]
+fn offline_remote(
+    remote: &remote::RemoteJwks,
+    checked: Checked<'_>,
+) -> Option<Result<AccessToken, TokenError>> {
+    let view = remote.view();
+    match &view.keys {
+        // `validate` starts the refresh (and answers from these keys at once).
+        Some(_) if view.refresh_due => None,
+        Some(ring) => match answer(checked, ring) {
+            Answer::Done(result) => Some(result),
+            // `validate` would wait for a fetch; with none allowed it refuses at once.
+            Answer::UnknownKid(_) => (!view.can_fetch).then(|| Err(unknown_key())),
+        },
+        None => (!view.can_fetch).then(|| Err(unavailable())),
+    }
 }
 
 #[async_trait]
 impl TokenValidator for JwtValidator {
     async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        use base64::Engine as _;
-
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::invalid("access token is too large"));
-        }
-        let header_b64 = match token.split('.').collect::<Vec<_>>().as_slice() {
-            [h, p, s] if !h.is_empty() && !p.is_empty() && !s.is_empty() => *h,
-            _ => return Err(TokenError::invalid("access token is not a signed JWT")),
-        };
-        let header: Header = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .ok()
-            .and_then(|h| serde_json::from_slice(&h).ok())
-            .ok_or_else(|| TokenError::invalid("access token header is malformed"))?;
-        if header.crit.is_some() {
-            return Err(TokenError::invalid("access token has unsupported crit"));
-        }
-        let typ_ok = match header
-            .typ
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("at+jwt" | "application/at+jwt") => true,
-            Some("jwt") | None => !self.inner.strict_typ,
-            Some(_) => false,
-        };
-        if !typ_ok {
-            return Err(TokenError::invalid("access token typ is not at+jwt"));
-        }
-        let alg = header
-            .alg
-            .filter(|a| self.inner.algorithms.iter().any(|x| x == a))
-            .ok_or_else(|| TokenError::invalid("access token alg is not accepted"))?;
-        let ring = self.keys(header.kid.as_deref()).await?;
-        let mut payload = None;
-        for jwk in ring.candidates(header.kid.as_deref(), &alg) {
-            let Some(v) = verifier(&alg, jwk) else {
-                continue;
-            };
-            if let Ok((p, _)) = josekit::jwt::decode_with_verifier(token, &*v) {
-                payload = Some(p);
-                break;
-            }
-        }
-        let payload = payload.ok_or_else(|| {
-            TokenError::invalid("access token signature is invalid or its key is unknown")
-        })?;
-        let claims = payload.claims_set().clone();
-        if let Some(iss) = &self.inner.issuer {
-            if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
-                return Err(TokenError::invalid("access token issuer is not accepted"));
-            }
-        }
-        if let Some(aud) = &self.inner.audience {
-            let ok = match claims.get("aud") {
-                Some(Value::String(s)) => s == aud,
-                Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(aud.as_str())),
-                _ => false,
-            };
-            if !ok {
-                return Err(TokenError::invalid("access token audience is not accepted"));
-            }
-        }
-        AccessToken::from_claims(claims)
-    }
-}
-
-/// Configures a [`JwtValidator`].
-#[derive(Debug, Default)]
-#[must_use]
-pub struct JwtValidatorBuilder {
-    jwks: Option<Result<JwkSet, String>>,
-    #[cfg(feature = "jwks-fetch")]
-    jwks_url: Option<String>,
-    #[cfg(feature = "jwks-fetch")]
-    remote: remote::RemoteOptions,
-    issuer: Option<String>,
-    audience: Option<String>,
-    algorithms: Option<Vec<String>>,
-    strict_typ: bool,
-}
-
-impl JwtValidatorBuilder {
-    /// Verifies tokens with this key set.
-    pub fn jwks(mut self, jwks: JwkSet) -> Self {
-        self.jwks = Some(Ok(jwks));
-        self
-    }
-
-    /// Verifies tokens with the key set in this JSON document (checked by [`build`](Self::build)).
-    pub fn jwks_json(mut self, json: &str) -> Self {
-        self.jwks = Some(JwkSet::from_bytes(json).map_err(|e| e.to_string()));
-        self
-    }
-
-    /// Fetches the key set from this URL: on first use, when it is older than
-    /// [`jwks_max_age`](Self::jwks_max_age), and when a token names an unknown `kid` (at most
-    /// once per [`jwks_refresh_interval`](Self::jwks_refresh_interval)).
-    #[cfg(feature = "jwks-fetch")]
-    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        self.jwks_url = Some(url.into());
-        self
-    }
-
-    /// Minimum time between two fetches triggered by unknown `kid`s (default 30 s).
-    #[cfg(feature = "jwks-fetch")]
-    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
-        self.remote.min_interval = interval;
-        self
-    }
-
-    /// Age after which the key set is fetched again (default 1 h).
-    #[cfg(feature = "jwks-fetch")]
-    pub fn jwks_max_age(mut self, age: Duration) -> Self {
-        self.remote.max_age = age;
-        self
-    }
-
-    /// Timeout of one key set fetch, connection included (default 5 s).
-    #[cfg(feature = "jwks-fetch")]
-    pub fn jwks_timeout(mut self, timeout: Duration) -> Self {
-        self.remote.timeout = timeout;
-        self
-    }
-
-    /// Requires `iss` to equal this value (not checked by default).
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
-    /// Requires `aud` to be or contain this value (not checked by default).
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
-        self
-    }
-
-    /// Restricts the token signature algorithms (default: RS*, PS*, ES*, EdDSA).
-    pub fn algorithms<I, S>(mut self, algorithms: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.algorithms = Some(algorithms.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Requires the RFC 9068 `typ` (`at+jwt`); by default `JWT` and no `typ` are accepted too,
-    /// because many authorization servers still issue those.
-    pub fn require_at_jwt_typ(mut self, strict: bool) -> Self {
-        self.strict_typ = strict;
-        self
-    }
-
-    /// Checks the configuration.
-    ///
-    /// # Errors
-    /// When no key source or two key sources are given, the key set does not parse, or an
-    /// algorithm is unknown or symmetric.
-    pub fn build(self) -> Result<JwtValidator, ConfigError> {
-        let algorithms = self
-            .algorithms
-            .unwrap_or_else(|| SUPPORTED.iter().map(|s| (*s).to_owned()).collect());
-        if algorithms.is_empty() {
-            return Err(ConfigError::new("the token algorithm list is empty"));
-        }
-        if let Some(bad) = algorithms.iter().find(|a| !SUPPORTED.contains(&a.as_str())) {
-            return Err(ConfigError::new(format!(
-                "token algorithm {bad:?} is not supported (asymmetric JWS algorithms only)"
-            )));
-        }
-        #[cfg(feature = "jwks-fetch")]
-        let url = self.jwks_url;
-        #[cfg(not(feature = "jwks-fetch"))]
-        let url: Option<String> = None;
-        let source = match (self.jwks, url) {
-            (Some(Ok(set)), None) => KeySource::Static(Arc::new(KeyRing::from_set(&set))),
-            (Some(Err(e)), None) => {
-                return Err(ConfigError::new(format!("the JWKS does not parse: {e}")))
-            }
+        let checked = self.inner.policy.check(token)?;
+        match &self.inner.source {
+            KeySource::Static(ring) => final_answer(checked, ring),
             #[cfg(feature = "jwks-fetch")]
-            (None, Some(url)) => KeySource::Remote(remote::RemoteJwks::new(url, self.remote)?),
-            #[cfg(not(feature = "jwks-fetch"))]
-            (None, Some(_)) => {
-                return Err(ConfigError::new("a JWKS URL needs the jwks-fetch feature"))
-            }
-            (None, None) => return Err(ConfigError::new("no JWKS and no JWKS URL given")),
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    "give either a JWKS or a JWKS URL, not both",
-                ))
-            }
+            KeySource::Remote(remote) => validate_remote(remote, checked).await,
+        }
+    }
+
+    fn validate_offline(&self, token: &str) -> Option<Result<AccessToken, TokenError>> {
+        let checked = match self.inner.policy.check(token) {
+            Ok(checked) => checked,
+            Err(e) => return Some(Err(e)),
         };
-        Ok(JwtValidator {
-            inner: Arc::new(Inner {
-                source,
-                issuer: self.issuer,
-                audience: self.audience,
-                algorithms,
-                strict_typ: self.strict_typ,
-            }),
-        })
+        match &self.inner.source {
+            KeySource::Static(ring) => Some(final_answer(checked, ring)),
+            #[cfg(feature = "jwks-fetch")]
+            KeySource::Remote(remote) => offline_remote(remote, checked),
+        }
     }
 }

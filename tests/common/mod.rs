@@ -72,13 +72,10 @@ pub async fn listen() -> (TcpListener, String) {
 }
 
 /// A layer builder whose public origin is `origin` and whose JWT validator trusts `issuer`'s
-/// key set, given inline (no JWKS server, no issuer or audience check). Callers add their own
-/// settings and `build()`.
+/// key set, given inline (no JWKS server), with its issuer and audience
+/// ([`TestIssuer::validator`]). Callers add their own settings and `build()`.
 pub fn builder_for(origin: &str, issuer: &TestIssuer) -> DpopLayerBuilder {
-    let validator = JwtValidator::builder()
-        .jwks_json(&issuer.jwks_json())
-        .build()
-        .expect("validator config");
+    let validator = issuer.validator();
     DpopLayer::builder()
         .public_origin(origin)
         .token_validator(validator)
@@ -154,6 +151,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let validator = JwtValidator::builder()
             .jwks_url(jwks_url.clone())
+            .allow_insecure_http(true)
             .jwks_timeout(Duration::from_secs(2))
             .issuer(issuer.issuer())
             .audience(AUDIENCE)

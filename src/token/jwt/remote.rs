@@ -1,163 +1,259 @@
-//! A JWKS fetched over HTTP: cached, refreshed when old or when a token names an unknown
-//! `kid` (rate-limited), with timeouts. A fetch that fails keeps the previous keys; with no
-//! keys at all the validator answers "unavailable" (503), never "valid".
+//! A JWKS fetched over HTTP, with these rules:
+//!
+//! - **One fetch at a time, one per interval.** At most one fetch is in flight, and at most one
+//!   starts per `jwks_refresh_interval`, whatever started it (first use, old keys, an unknown
+//!   `kid`) and however the last one ended. Requests that need keys share the fetch in flight.
+//! - **Stale while revalidate.** Keys older than `jwks_max_age` are still used, at once, while
+//!   a refresh runs in the background; no request that has a usable key waits for a fetch.
+//! - **A hard limit.** Keys stay usable while fetches fail until `jwks_max_age +
+//!   jwks_max_stale`; past that, or with no keys yet, the answer is "unavailable" (503) until a
+//!   fetch succeeds, never "valid".
+//! - **Fetches outlive requests.** A fetch runs in a task of its own on the current Tokio
+//!   runtime, so a request cancelled while it waits changes nothing; with no runtime at hand
+//!   nothing is fetched and the answer is "unavailable".
+//!
+//! Ages and intervals are read from the validator's [`Clock`]. The fetch itself (connection,
+//! redirects, body) is bounded by `jwks_timeout`, so a hanging endpoint delays only requests
+//! that have no usable key, each by at most one timeout.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
 
-use josekit::jwk::JwkSet;
+use reqwest::Url;
+use tokio::sync::watch;
 
-use super::KeyRing;
+use super::keys::KeyRing;
+use crate::algorithm::Algorithm;
+use crate::clock::Clock;
 use crate::config::ConfigError;
-use crate::token::TokenError;
+use crate::http_fetch::HttpFetch;
 
 /// Largest JWKS document accepted.
-const MAX_JWKS_BYTES: usize = 1024 * 1024;
-/// With no keys at all, how often a fetch may be retried.
-const RETRY_WITHOUT_KEYS: Duration = Duration::from_secs(1);
+pub(super) const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// Redirects followed when fetching a JWKS (each under the same `https:` rule).
+const MAX_REDIRECTS: usize = 3;
+const ACCEPT: &str = "application/jwk-set+json, application/json";
 
+/// The fetch settings, from the builder.
 #[derive(Debug, Clone)]
 pub(super) struct RemoteOptions {
-    pub(super) min_interval: Duration,
+    pub(super) refresh_interval: Duration,
     pub(super) max_age: Duration,
+    pub(super) max_stale: Duration,
     pub(super) timeout: Duration,
+    pub(super) allow_insecure_http: bool,
 }
 
 impl Default for RemoteOptions {
     fn default() -> Self {
         Self {
-            min_interval: Duration::from_secs(30),
+            refresh_interval: Duration::from_secs(30),
             max_age: Duration::from_secs(3600),
+            max_stale: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(5),
+            allow_insecure_http: false,
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(Debug)]
+struct Flight {
+    id: u64,
+    done: watch::Receiver<bool>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    ring: Option<Arc<KeyRing>>,
-    fetched: Option<Instant>,
-    attempted: Option<Instant>,
+    keys: Option<Arc<KeyRing>>,
+    /// When `keys` were fetched, in milliseconds since the Unix epoch.
+    fetched_at: u64,
+    /// When the last fetch started.
+    last_start: Option<u64>,
+    in_flight: Option<Flight>,
+    flights: u64,
+}
+
+/// What the key set can do for a request right now, read without I/O.
+#[derive(Debug)]
+pub(super) struct View {
+    /// Keys that may be used now (fresh, or stale within the hard limit).
+    pub(super) keys: Option<Arc<KeyRing>>,
+    /// The keys are older than `jwks_max_age` and a refresh may start now.
+    pub(super) refresh_due: bool,
+    /// A request without a usable key may wait for a fetch: one is in flight or may start.
+    pub(super) can_fetch: bool,
 }
 
 #[derive(Debug)]
 pub(super) struct RemoteJwks {
-    url: String,
-    client: reqwest::Client,
-    options: RemoteOptions,
-    state: RwLock<State>,
-    fetching: tokio::sync::Mutex<()>,
+    url: Url,
+    http: HttpFetch,
+    algorithms: Vec<Algorithm>,
+    refresh_interval: u64,
+    max_age: u64,
+    usable_for: u64,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
 }
 
 impl RemoteJwks {
-    pub(super) fn new(url: String, options: RemoteOptions) -> Result<Self, ConfigError> {
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| ConfigError::new(format!("JWKS URL {url:?} is invalid: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError::new("JWKS URL must be http or https"));
+    pub(super) fn new(
+        url: &str,
+        options: &RemoteOptions,
+        algorithms: Vec<Algorithm>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        if options.refresh_interval.is_zero() {
+            return Err(ConfigError::new(
+                "jwks_refresh_interval must not be zero (it bounds how often the JWKS is fetched)",
+            ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| ConfigError::new(format!("cannot build the HTTP client: {e}")))?;
+        let http = HttpFetch::new(options.timeout, MAX_REDIRECTS, options.allow_insecure_http)?;
+        let url = http.check_url("JWKS URL", url)?;
         Ok(Self {
             url,
-            client,
-            options,
-            state: RwLock::new(State::default()),
-            fetching: tokio::sync::Mutex::new(()),
+            http,
+            algorithms,
+            refresh_interval: millis(options.refresh_interval),
+            max_age: millis(options.max_age),
+            usable_for: millis(options.max_age).saturating_add(millis(options.max_stale)),
+            clock,
+            state: Mutex::new(State::default()),
         })
     }
 
-    fn snapshot(&self) -> (Option<Arc<KeyRing>>, Option<Instant>, Option<Instant>) {
-        match self.state.read() {
-            Ok(s) => (s.ring.clone(), s.fetched, s.attempted),
-            Err(poisoned) => {
-                let s = poisoned.into_inner();
-                (s.ring.clone(), s.fetched, s.attempted)
-            }
+    fn now(&self) -> u64 {
+        self.clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `true` when no fetch is in flight, none started within the interval (a clock that went
+    /// back counts as elapsed) and a Tokio runtime can run one.
+    fn may_start(&self, state: &State, now: u64) -> bool {
+        state.in_flight.is_none()
+            && state
+                .last_start
+                .is_none_or(|at| now < at || now.saturating_sub(at) >= self.refresh_interval)
+            && tokio::runtime::Handle::try_current().is_ok()
+    }
+
+    pub(super) fn view(&self) -> View {
+        let now = self.now();
+        let state = self.lock();
+        // Keys from a clock that has since gone back are of unknown age: due for a refresh.
+        let age = now.checked_sub(state.fetched_at).unwrap_or(self.max_age);
+        let keys = state.keys.clone().filter(|_| age < self.usable_for);
+        let may_start = self.may_start(&state, now);
+        View {
+            refresh_due: keys.is_some() && age >= self.max_age && may_start,
+            keys,
+            can_fetch: may_start || state.in_flight.is_some(),
         }
     }
 
-    /// The current keys, fetched first if there are none or they are too old.
-    pub(super) async fn current(&self) -> Result<Arc<KeyRing>, TokenError> {
-        let (ring, fetched, _) = self.snapshot();
-        if let (Some(ring), Some(at)) = (ring, fetched) {
-            if at.elapsed() < self.options.max_age {
-                return Ok(ring);
-            }
+    /// Starts a fetch if the rules allow one now; it runs in its own task.
+    pub(super) fn refresh_in_background(self: &Arc<Self>) {
+        let _ = self.start();
+    }
+
+    /// Waits for a fetch: the one in flight, or one started now if allowed. Returns at once
+    /// when neither; otherwise when the fetch ends, at most one `jwks_timeout` later.
+    pub(super) async fn fetch_and_wait(self: &Arc<Self>) {
+        let in_flight = self.lock().in_flight.as_ref().map(|f| f.done.clone());
+        if let Some(mut done) = in_flight.or_else(|| self.start()) {
+            // An error means the fetch task ended without a word (runtime shut down): done too.
+            let _ = done.wait_for(|done| *done).await;
         }
-        self.refresh(false).await
     }
 
-    /// Called when a token names a `kid` the current keys lack: fetches again unless a fetch
-    /// happened less than `min_interval` ago. Returns the keys to use either way.
-    pub(super) async fn refresh_for_unknown_kid(&self, current: Arc<KeyRing>) -> Arc<KeyRing> {
-        self.refresh(true).await.unwrap_or(current)
-    }
-
-    async fn refresh(&self, for_unknown_kid: bool) -> Result<Arc<KeyRing>, TokenError> {
-        let _one_at_a_time = self.fetching.lock().await;
-        let (ring, fetched, attempted) = self.snapshot();
-        // Another task may have fetched while this one waited.
-        let wait = if ring.is_some() {
-            self.options.min_interval
-        } else {
-            RETRY_WITHOUT_KEYS
+    fn start(self: &Arc<Self>) -> Option<watch::Receiver<bool>> {
+        let now = self.now();
+        let (guard, handle, done) = {
+            let mut state = self.lock();
+            if !self.may_start(&state, now) {
+                return None;
+            }
+            let handle = tokio::runtime::Handle::try_current().ok()?;
+            state.flights = state.flights.wrapping_add(1);
+            let (tx, done) = watch::channel(false);
+            let id = state.flights;
+            state.in_flight = Some(Flight {
+                id,
+                done: done.clone(),
+            });
+            state.last_start = Some(now);
+            let guard = FlightGuard {
+                remote: Arc::clone(self),
+                id,
+                tx,
+            };
+            (guard, handle, done)
         };
-        let recent = attempted.is_some_and(|at| at.elapsed() < wait);
-        let fresh = fetched.is_some_and(|at| at.elapsed() < self.options.max_age);
-        if recent && (for_unknown_kid || fresh || ring.is_none()) {
-            return ring.ok_or_else(|| TokenError::unavailable("JWKS could not be fetched"));
-        }
-        let result = self.fetch().await;
-        let mut state = match self.state.write() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        state.attempted = Some(Instant::now());
-        match result {
-            Ok(new) => {
-                let new = Arc::new(new);
-                state.ring = Some(new.clone());
-                state.fetched = Some(Instant::now());
-                tracing::debug!(target: "tower_dpop", url = %self.url, "JWKS fetched");
-                Ok(new)
-            }
-            Err(e) => {
-                tracing::warn!(target: "tower_dpop", url = %self.url, error = %e, "JWKS fetch failed");
-                state
-                    .ring
-                    .clone()
-                    .ok_or_else(|| TokenError::unavailable("JWKS could not be fetched"))
-            }
-        }
+        handle.spawn(guard.run());
+        Some(done)
     }
 
     async fn fetch(&self) -> Result<KeyRing, String> {
-        let mut resp = self
-            .client
-            .get(&self.url)
-            .header(
-                reqwest::header::ACCEPT,
-                "application/json, application/jwk-set+json",
-            )
-            .send()
+        let body = self
+            .http
+            .get(&self.url, ACCEPT, MAX_JWKS_BYTES)
             .await
             .map_err(|e| e.to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP status {}", resp.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err("JWKS document is too large".to_owned());
+        KeyRing::parse(&body, &self.algorithms)
+    }
+}
+
+/// Owns one fetch: whether the fetch ends, fails, panics or is dropped with its task, the
+/// guard clears the in-flight mark and wakes the requests waiting for it.
+struct FlightGuard {
+    remote: Arc<RemoteJwks>,
+    id: u64,
+    tx: watch::Sender<bool>,
+}
+
+impl FlightGuard {
+    async fn run(self) {
+        let result = self.remote.fetch().await;
+        let url = self.remote.url.as_str();
+        match result {
+            Ok(ring) => {
+                if ring.len() == 0 {
+                    tracing::warn!(target: "tower_dpop", url, "JWKS fetched but has no usable signing key");
+                } else {
+                    tracing::debug!(target: "tower_dpop", url, keys = ring.len(), "JWKS fetched");
+                }
+                let now = self.remote.now();
+                let mut state = self.remote.lock();
+                state.keys = Some(Arc::new(ring));
+                state.fetched_at = now;
             }
-            body.extend_from_slice(&chunk);
+            Err(error) => {
+                tracing::warn!(target: "tower_dpop", url, error = %error, "JWKS fetch failed; keeping the keys held");
+            }
         }
-        let set = JwkSet::from_bytes(&body).map_err(|e| e.to_string())?;
-        Ok(KeyRing::from_set(&set))
+    }
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        {
+            let mut state = self.remote.lock();
+            if state.in_flight.as_ref().is_some_and(|f| f.id == self.id) {
+                state.in_flight = None;
+            }
+        }
+        self.tx.send_replace(true);
     }
 }
