@@ -1,7 +1,8 @@
 //! A DPoP-protected resource server, configured by environment variables.
 //!
 //! ```text
-//! DPOP_JWKS_URL=https://as.example.com/jwks cargo run --release --example resource_server
+//! DPOP_JWKS_URL=https://as.example.com/jwks DPOP_AUDIENCE=https://api.example.com \
+//!   cargo run --release --example resource_server
 //! ```
 //!
 //! | variable | meaning | default |
@@ -10,13 +11,15 @@
 //! | `DPOP_PUBLIC_URL` | origin clients use (`scheme://host[:port]`); a proof's `htu` must equal it followed by the request path | `http://<bound address>` |
 //! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it; `https:`, or plain `http:` on a loopback address only | required |
 //! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked (`any_issuer()`) |
-//! | `DPOP_AUDIENCE` | expected `aud` of access tokens | not checked (`any_audience()`) |
+//! | `DPOP_AUDIENCE` | expected `aud` of access tokens (a token for another API of the same authorization server is refused) | required |
 //! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
 //! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
 //! | `DPOP_ALLOW_BEARER` | `1` also accepts `Authorization: Bearer` for tokens without `cnf.jkt` (a bound token under Bearer is still refused) | DPoP only |
 //! | `DPOP_REDIS_URL` | `redis://host:port`: keep the replay cache in that Redis (build with `--features redis`; without the feature the server refuses to start) | in memory |
 //! | `DPOP_TRUSTED_PROXY` | comma-separated addresses or CIDR networks (`10.0.0.0/8, ::1`) of the proxies whose forwarding headers are trusted; a request from one must report `DPOP_PUBLIC_URL` as its origin (else 400), and its proof must be for it. Requires `DPOP_FORWARDED_HEADER` and `DPOP_PUBLIC_URL` | none: forwarding headers ignored |
 //! | `DPOP_FORWARDED_HEADER` | the headers those proxies set: `forwarded` (RFC 7239 `Forwarded`) or `x-forwarded` (`X-Forwarded-Proto` + `X-Forwarded-Host`); the other family is never read, and a request from a trusted proxy that carries it is refused. Required with `DPOP_TRUSTED_PROXY`, refused without it | none |
+//! | `DPOP_REPLAY_CAPACITY` | live entries of the in-memory replay store (ignored with `DPOP_REDIS_URL`) | the library's default (1 000 000) |
+//! | `DPOP_REPLAY_KEY_QUOTA` | live replay entries one proof key may hold; past it that key gets 429 with `Retry-After` | derived from the capacity (1 %, at least 100; 10 000 with Redis) |
 //! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
 //!
 //! An empty variable counts as unset. The server is served with the TCP peer's address
@@ -92,8 +95,12 @@ struct Settings {
     jwks_url: String,
     /// `DPOP_ISSUER`.
     issuer: Option<String>,
-    /// `DPOP_AUDIENCE`.
-    audience: Option<String>,
+    /// `DPOP_AUDIENCE` (required).
+    audience: String,
+    /// `DPOP_REPLAY_CAPACITY`.
+    replay_capacity: Option<u64>,
+    /// `DPOP_REPLAY_KEY_QUOTA`.
+    replay_key_quota: Option<u64>,
     /// `DPOP_NONCE=required`.
     nonce_required: bool,
     /// `DPOP_NONCE_SECRET`.
@@ -178,6 +185,26 @@ impl Settings {
             var: "DPOP_JWKS_URL",
             reason: "required: set it to the JWKS URL of the authorization server".into(),
         })?;
+        let audience = var("DPOP_AUDIENCE")?.ok_or_else(|| StartError::Env {
+            var: "DPOP_AUDIENCE",
+            reason: "required: set it to this API's identifier, the `aud` its access tokens \
+                     carry (without it, a token the authorization server minted for another API \
+                     would be accepted here)"
+                .into(),
+        })?;
+        let count = |name: &'static str| -> Result<Option<u64>, StartError> {
+            var(name)?
+                .map(|v| match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(StartError::Env {
+                        var: name,
+                        reason: format!("{v:?} is not a positive whole number"),
+                    }),
+                })
+                .transpose()
+        };
+        let replay_capacity = count("DPOP_REPLAY_CAPACITY")?;
+        let replay_key_quota = count("DPOP_REPLAY_KEY_QUOTA")?;
 
         let nonce_required = match var("DPOP_NONCE")?.as_deref().map(str::trim) {
             None | Some("off") => false,
@@ -281,7 +308,9 @@ impl Settings {
             public_url,
             jwks_url,
             issuer: var("DPOP_ISSUER")?,
-            audience: var("DPOP_AUDIENCE")?,
+            audience,
+            replay_capacity,
+            replay_key_quota,
             nonce_required,
             nonce_secret,
             redis_url,
@@ -306,10 +335,7 @@ impl Settings {
             Some(iss) => validator.issuer(iss),
             None => validator.any_issuer(),
         };
-        validator = match &self.audience {
-            Some(aud) => validator.audience(aud),
-            None => validator.any_audience(),
-        };
+        validator = validator.audience(&self.audience);
         let mut builder = DpopLayer::builder()
             .public_origin(public_origin)
             .token_validator(validator.build()?)
@@ -330,10 +356,17 @@ impl Settings {
         if let Some(header) = self.forwarded_header {
             builder = builder.forwarded_header(header);
         }
+        if let Some(quota) = self.replay_key_quota {
+            builder = builder.replay_key_quota(quota);
+        }
         #[cfg(feature = "redis")]
         if let Some(url) = &self.redis_url {
             builder = builder
                 .replay_store(tower_dpop::replay::RedisReplayStore::builder(url.clone()).build()?);
+            return builder.build();
+        }
+        if let Some(capacity) = self.replay_capacity {
+            builder = builder.replay_store(tower_dpop::replay::MemoryReplayStore::new(capacity));
         }
         builder.build()
     }
@@ -430,14 +463,17 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         })?;
     let bound = listener.local_addr().map_err(StartError::Serve)?;
     let public_origin = settings.public_origin(bound);
-    let app = router(settings.layer(&public_origin)?, settings.issuer.as_deref());
+    let layer = settings.layer(&public_origin)?;
+    let replay_key_quota = layer.config().replay_key_quota();
+    let app = router(layer, settings.issuer.as_deref());
 
     tracing::info!(
         %bound,
         public_origin,
         jwks_url = settings.jwks_url,
         issuer = settings.issuer.as_deref().unwrap_or("(not checked)"),
-        audience = settings.audience.as_deref().unwrap_or("(not checked)"),
+        audience = settings.audience,
+        replay_key_quota,
         nonce = if settings.nonce_required { "required" } else { "off" },
         nonce_secret = if settings.nonce_secret.is_some() { "configured" } else { "random" },
         replay_store = if settings.redis_url.is_some() { "redis" } else { "memory" },
@@ -513,6 +549,7 @@ mod tests {
 
     const JWKS: (&str, &str) = ("DPOP_JWKS_URL", "http://127.0.0.1:9/jwks");
     const PUBLIC: (&str, &str) = ("DPOP_PUBLIC_URL", "https://api.example.com");
+    const AUD: (&str, &str) = ("DPOP_AUDIENCE", "https://api.example.com");
 
     fn settings(vars: &[(&'static str, &str)]) -> Result<Settings, StartError> {
         let map: HashMap<&str, OsString> =
@@ -553,7 +590,7 @@ mod tests {
     #[test]
     fn proxy_variables() {
         for case in CASES {
-            let mut vars = vec![JWKS];
+            let mut vars = vec![JWKS, AUD];
             vars.extend_from_slice(case.vars);
             let got = match settings(&vars) {
                 Ok(s) => Ok((s.trusted_proxies.clone(), s.forwarded_header)),
@@ -575,6 +612,7 @@ mod tests {
     fn the_proxy_settings_build_a_layer() {
         let s = settings(&[
             JWKS,
+            AUD,
             PUBLIC,
             ("DPOP_TRUSTED_PROXY", "10.0.0.0/8,::1"),
             ("DPOP_FORWARDED_HEADER", "forwarded"),
@@ -583,6 +621,51 @@ mod tests {
         let origin = s.public_origin("127.0.0.1:8080".parse().unwrap());
         assert_eq!(origin, "https://api.example.com");
         assert!(s.layer(&origin).is_ok());
+    }
+
+    /// `DPOP_AUDIENCE` is required: without it the server does not start, and the one-line
+    /// error names the variable.
+    #[test]
+    fn the_audience_is_required() {
+        match settings(&[JWKS]) {
+            Err(StartError::Env { var, reason }) => {
+                assert_eq!(var, "DPOP_AUDIENCE");
+                assert!(reason.contains("another API"), "{reason}");
+            }
+            other => panic!("started without an audience: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(settings(&[JWKS, AUD]).unwrap().audience, AUD.1);
+    }
+
+    /// `DPOP_REPLAY_CAPACITY` and `DPOP_REPLAY_KEY_QUOTA`: positive whole numbers, given to the
+    /// layer; the quota's default follows the capacity.
+    #[test]
+    fn replay_capacity_and_key_quota() {
+        let quota = |vars: &[(&'static str, &str)]| {
+            let mut all = vec![JWKS, AUD];
+            all.extend_from_slice(vars);
+            let s = settings(&all).unwrap();
+            s.layer("https://api.example.com")
+                .unwrap()
+                .config()
+                .replay_key_quota()
+        };
+        assert_eq!(quota(&[]), 10_000);
+        assert_eq!(quota(&[("DPOP_REPLAY_CAPACITY", "50000")]), 500);
+        assert_eq!(
+            quota(&[("DPOP_REPLAY_CAPACITY", "50000"), ("DPOP_REPLAY_KEY_QUOTA", "42")]),
+            42
+        );
+        for (var, value) in [
+            ("DPOP_REPLAY_CAPACITY", "0"),
+            ("DPOP_REPLAY_CAPACITY", "lots"),
+            ("DPOP_REPLAY_KEY_QUOTA", "-1"),
+        ] {
+            match settings(&[JWKS, AUD, (var, value)]) {
+                Err(StartError::Env { var: named, .. }) => assert_eq!(named, var),
+                other => panic!("{var}={value}: {:?}", other.map(|_| ())),
+            }
+        }
     }
 
     async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
@@ -602,6 +685,7 @@ mod tests {
     async fn served_with_the_peer_address_so_the_trusted_proxy_applies() {
         let s = settings(&[
             JWKS,
+            AUD,
             PUBLIC,
             ("DPOP_TRUSTED_PROXY", "127.0.0.1"),
             ("DPOP_FORWARDED_HEADER", "x-forwarded"),

@@ -27,7 +27,7 @@ const secret = randomBytes(32).toString('base64url');
 
 function startServer(extra = { DPOP_NONCE: 'required', DPOP_NONCE_SECRET: secret }) {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, [], { env: { ...process.env, DPOP_LISTEN: '127.0.0.1:0', DPOP_JWKS_URL: jwksUrl, DPOP_ISSUER: 'https://as.example', RUST_LOG: 'warn', ...extra }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(bin, [], { env: { ...process.env, DPOP_LISTEN: '127.0.0.1:0', DPOP_JWKS_URL: jwksUrl, DPOP_ISSUER: 'https://as.example', DPOP_AUDIENCE: 'https://api.example', RUST_LOG: 'warn', ...extra }, stdio: ['ignore', 'pipe', 'inherit'] });
     child.stdout.on('data', (d) => { const m = /listening on (http:\/\/\S+)/.exec(String(d)); if (m) resolve({ child, base: m[1] }); });
     child.on('exit', (c) => reject(new Error(`server exited ${c}`)));
   });
@@ -35,11 +35,14 @@ function startServer(extra = { DPOP_NONCE: 'required', DPOP_NONCE_SECRET: secret
 const [a, b] = [await startServer(), await startServer()];
 const c = await startServer({ DPOP_ALLOW_BEARER: '1' });
 
-async function token(jkt, cnf = true) {
+async function token(jkt, cnf = true, { aud = 'https://api.example', exp = true, confirmation } = {}) {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sub: 'interop-user', client_id: 'interop', ...(cnf ? { cnf: { jkt } } : {}) })
+  const claims = { sub: 'interop-user', client_id: 'interop', ...(cnf ? { cnf: confirmation ?? { jkt } } : {}) };
+  let jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: 'RS256', kid: 'as-1', typ: 'at+jwt' })
-    .setIssuer('https://as.example').setIssuedAt(now).setExpirationTime(now + 600).sign(as.privateKey);
+    .setIssuer('https://as.example').setAudience(aud).setIssuedAt(now);
+  if (exp) jwt = jwt.setExpirationTime(now + 600);
+  return jwt.sign(as.privateKey);
 }
 
 let failures = 0, checks = 0;
@@ -97,6 +100,14 @@ for (const alg of ['ES256', 'Ed25519', 'PS256', 'RS256']) {
   expect('bearer mode: bound token as Bearer -> 401', await call(c.base, '/api/me', bound, undefined, 'Bearer'), 401, 'invalid_token');
   expect('bearer mode: bound token with DPoP -> 200', await call(c.base, '/api/me', bound, await DPoP.generateProof(keys, `${c.base}/api/me`, 'GET', undefined, bound)), 200);
   expect('bearer mode: unbound token under DPoP -> 401', await call(c.base, '/api/me', legacy, await DPoP.generateProof(keys, `${c.base}/api/me`, 'GET', undefined, legacy)), 401, 'invalid_token');
+  // Safe defaults: no exp, another audience, a token bound by mutual TLS (cnf.x5t#S256) as Bearer.
+  const proofFor = (t) => DPoP.generateProof(keys, `${c.base}/api/me`, 'GET', undefined, t);
+  const noExp = await token(jkt, true, { exp: false });
+  expect('defaults: token without exp -> 401', await call(c.base, '/api/me', noExp, await proofFor(noExp)), 401, 'invalid_token');
+  const otherAud = await token(jkt, true, { aud: 'https://other-api.example' });
+  expect('defaults: token for another audience -> 401', await call(c.base, '/api/me', otherAud, await proofFor(otherAud)), 401, 'invalid_token');
+  const mtls = await token(jkt, true, { confirmation: { 'x5t#S256': 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2' } });
+  expect('defaults: mTLS-bound token as Bearer -> 401', await call(c.base, '/api/me', mtls, undefined, 'Bearer'), 401, 'invalid_token');
   for (const [srv, required] of [[a, true], [c, false]]) {
     const doc = await (await fetch(`${srv.base}/.well-known/oauth-protected-resource`)).json();
     const challenge = (await fetch(`${srv.base}/api/me`)).headers.get('www-authenticate');
