@@ -491,7 +491,10 @@ impl ServerProcess {
             .env("DPOP_JWKS_URL", jwks_url)
             .env("DPOP_ISSUER", issuer)
             .env_remove("DPOP_PUBLIC_URL")
-            .env("DPOP_AUDIENCE", tower_dpop::testing::TestIssuer::new().audience())
+            .env(
+                "DPOP_AUDIENCE",
+                tower_dpop::testing::TestIssuer::new().audience(),
+            )
             .env_remove("DPOP_NONCE")
             .env_remove("DPOP_REDIS_URL")
             .stdin(Stdio::null())

@@ -653,7 +653,10 @@ mod tests {
         assert_eq!(quota(&[]), 10_000);
         assert_eq!(quota(&[("DPOP_REPLAY_CAPACITY", "50000")]), 500);
         assert_eq!(
-            quota(&[("DPOP_REPLAY_CAPACITY", "50000"), ("DPOP_REPLAY_KEY_QUOTA", "42")]),
+            quota(&[
+                ("DPOP_REPLAY_CAPACITY", "50000"),
+                ("DPOP_REPLAY_KEY_QUOTA", "42")
+            ]),
             42
         );
         for (var, value) in [

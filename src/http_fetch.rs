@@ -118,6 +118,7 @@ impl HttpFetch {
     }
 
     /// GETs `url`, asking for `accept`; the body of a 2xx answer, at most `max_bytes` long.
+    #[cfg(feature = "jwks-fetch")]
     pub(crate) async fn get(
         &self,
         url: &Url,
@@ -135,6 +136,38 @@ impl HttpFetch {
             return Err(FetchError(format!("HTTP status {}", resp.status())));
         }
         read_body(resp, max_bytes).await
+    }
+}
+
+impl HttpFetch {
+    /// POSTs a form to `url` with these extra headers (marked sensitive by the caller where
+    /// they carry credentials); the status and the body (at most `max_bytes`) of the answer.
+    pub(crate) async fn post_form(
+        &self,
+        url: &Url,
+        headers: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
+        form: String,
+        accept: &'static str,
+        max_bytes: usize,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), FetchError> {
+        let mut request = self
+            .client
+            .post(url.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, accept)
+            .body(form);
+        for (name, value) in headers {
+            request = request.header(name, value.clone());
+        }
+        let resp = request
+            .send()
+            .await
+            .map_err(|e| FetchError(error_chain(&e.without_url())))?;
+        let status = resp.status();
+        Ok((status, read_body(resp, max_bytes).await?))
     }
 }
 

@@ -81,7 +81,7 @@ pub mod guides {
     #[doc = include_str!("../docs/layers.md")]
     pub mod layers {}
 }
-#[cfg(feature = "jwks-fetch")]
+#[cfg(any(feature = "jwks-fetch", feature = "introspection"))]
 mod http_fetch;
 pub mod htu;
 mod jwk;

@@ -24,6 +24,11 @@ const CLIENT_SECRET: &str = "p@ss word+/=";
 const BOUND: &str = "bound+token/with~specials==";
 const INACTIVE: &str = "inactive-token";
 const UNBOUND: &str = "unbound-token";
+/// Active, bound, but issued for another API (or by another issuer).
+const OTHER_AUDIENCE: &str = "other-audience-token";
+const OTHER_ISSUER: &str = "other-issuer-token";
+const ISSUER: &str = "https://as.example.com";
+const AUDIENCE: &str = "https://api.example.com";
 
 struct As {
     jkt: String,
@@ -80,10 +85,20 @@ async fn introspect(State(state): State<Arc<As>>, headers: HeaderMap, body: Stri
     let exp = unix_now() + 3600;
     let answer = match token.unwrap().as_str() {
         BOUND => json!({
-            "active": true, "sub": "alice", "client_id": "demo-client",
+            "active": true, "sub": "alice", "client_id": "demo-client", "iss": ISSUER,
+            "aud": [AUDIENCE, "https://other-api.example.com"], "exp": exp, "cnf": { "jkt": state.jkt }
+        }),
+        UNBOUND => {
+            json!({ "active": true, "sub": "bob", "iss": ISSUER, "aud": AUDIENCE, "exp": exp })
+        }
+        OTHER_AUDIENCE => json!({
+            "active": true, "sub": "alice", "iss": ISSUER, "aud": "https://other-api.example.com",
             "exp": exp, "cnf": { "jkt": state.jkt }
         }),
-        UNBOUND => json!({ "active": true, "sub": "bob", "exp": exp }),
+        OTHER_ISSUER => json!({
+            "active": true, "sub": "alice", "iss": "https://elsewhere.example.com", "aud": AUDIENCE,
+            "exp": exp, "cnf": { "jkt": state.jkt }
+        }),
         _ => json!({ "active": false }),
     };
     axum::Json(answer).into_response()
@@ -111,6 +126,9 @@ async fn authorization_server(jkt: &str) -> (String, Arc<As>) {
 fn layer(endpoint: &str, secret: &str) -> DpopLayer {
     let validator = IntrospectionValidator::builder(endpoint)
         .client_credentials(CLIENT_ID, secret)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .allow_insecure_http(true)
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
@@ -269,6 +287,9 @@ async fn broken_endpoints_fail_closed() {
 async fn debug_does_not_show_the_secret() {
     let v = IntrospectionValidator::builder("http://127.0.0.1:1/introspect")
         .client_credentials(CLIENT_ID, CLIENT_SECRET)
+        .any_issuer()
+        .any_audience()
+        .allow_insecure_http(true)
         .build()
         .unwrap();
     let dbg = format!("{v:?}");
@@ -310,4 +331,26 @@ async fn over_real_http() {
     let challenge = resp.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("invalid_token"), "{challenge}");
     assert_eq!(state.calls.load(Ordering::SeqCst), 2);
+}
+
+/// An active token is accepted only if the introspection response names this resource server
+/// in `aud` and a configured issuer in `iss`.
+#[tokio::test]
+async fn active_tokens_for_another_audience_or_issuer_are_refused() {
+    let client = ClientKey::generate(Algorithm::ES256);
+    let (endpoint, _state) = authorization_server(client.jkt()).await;
+    let layer = layer(&endpoint, CLIENT_SECRET);
+    assert_eq!(verify(&layer, &client, BOUND).await, Ok(()));
+    assert_eq!(
+        verify(&layer, &client, OTHER_AUDIENCE).await,
+        Err(Error::InvalidToken(
+            "access token audience is not accepted".into()
+        ))
+    );
+    assert_eq!(
+        verify(&layer, &client, OTHER_ISSUER).await,
+        Err(Error::InvalidToken(
+            "access token issuer is not accepted".into()
+        ))
+    );
 }

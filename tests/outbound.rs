@@ -102,6 +102,9 @@ async fn introspection_endpoint(delay: Duration) -> (String, Arc<AtomicUsize>) {
 fn introspecting_layer(endpoint: &str, max_in_flight: usize) -> DpopLayer {
     let validator = IntrospectionValidator::builder(endpoint)
         .client_credentials("rs", "secret")
+        .any_issuer()
+        .any_audience()
+        .allow_insecure_http(true)
         .timeout(Duration::from_secs(5))
         .max_in_flight(max_in_flight)
         .build()

@@ -4,8 +4,14 @@
 //! For each token the validator POSTs `token=...&token_type_hint=access_token` to the
 //! introspection endpoint, authenticated with HTTP Basic client credentials (RFC 7662
 //! section 2.1, RFC 6749 section 2.3.1). The token is accepted only when the endpoint answers
-//! `200` with a JSON object whose `active` member is `true`; the response is then used as the
-//! token's claims, so `cnf.jkt` (RFC 9449 section 6.2), `exp` and `nbf` come from it.
+//! `200` with a JSON object whose `active` member is `true`, whose `iss` is a configured
+//! issuer and whose `aud` names a configured audience (as for JWTs: both required unless
+//! waived with `any_issuer()` / `any_audience()`); the response is then used as the token's
+//! claims, so `cnf.jkt` (RFC 9449 section 6.2), `exp` and `nbf` come from it.
+//!
+//! Only requests whose DPoP proof verified reach the endpoint (and Bearer requests, where the
+//! layer accepts them), at most [`max_in_flight`](IntrospectionValidatorBuilder::max_in_flight)
+//! at a time; the endpoint must be `https:` and redirects are not followed.
 //!
 //! It fails closed: a network error, a timeout, a status other than `200` (including `401`
 //! when the client credentials are wrong) or a body that is not a JSON object gives
@@ -28,6 +34,8 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let validator = IntrospectionValidator::builder("https://as.example.com/introspect")
 //!     .client_credentials("resource-server", "s3cret")
+//!     .issuer("https://as.example.com")
+//!     .audience("https://api.example.com")
 //!     .timeout(Duration::from_secs(2))
 //!     .build()?;
 //! let layer = DpopLayer::builder()
@@ -48,8 +56,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::expect::{Expected, Wanted};
 use super::{AccessToken, TokenError, TokenValidator};
 use crate::config::ConfigError;
+use crate::http_fetch::HttpFetch;
 
 /// Largest introspection response accepted, in bytes.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -64,6 +74,9 @@ pub struct IntrospectionValidatorBuilder {
     credentials: Option<(String, String)>,
     timeout: Duration,
     max_in_flight: usize,
+    issuers: Wanted,
+    audiences: Wanted,
+    allow_http: bool,
 }
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
@@ -101,6 +114,48 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
+    /// Accepts responses whose `iss` is exactly this string. Call again to accept several.
+    /// Required, or [`any_issuer`](Self::any_issuer).
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts any `iss` (present or not), e.g. for an authorization server whose
+    /// introspection responses carry none. Not with [`issuer`](Self::issuer).
+    #[must_use]
+    pub fn any_issuer(mut self) -> Self {
+        self.issuers.set_any();
+        self
+    }
+
+    /// Accepts responses whose `aud` (a string or an array) holds this value. Call again to
+    /// accept several. Required, or [`any_audience`](Self::any_audience): an active token the
+    /// authorization server issued for another API must not work here.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts any `aud` (present or not): only when the authorization server issues tokens
+    /// for this resource server alone, or checks the audience itself when introspecting.
+    /// Not with [`audience`](Self::audience).
+    #[must_use]
+    pub fn any_audience(mut self) -> Self {
+        self.audiences.set_any();
+        self
+    }
+
+    /// Allows a plain `http:` endpoint (default: `https:` only). For loopback tests only: over
+    /// plain HTTP the token and the client secret cross the network in clear.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
     /// The most introspection calls in flight at once (default 64). A token that would need
     /// one more is refused with [`TokenError::Unavailable`] (503) at once, rather than queued:
     /// a slow authorization server then costs the resource server a bounded number of open
@@ -121,25 +176,17 @@ impl IntrospectionValidatorBuilder {
     /// credentials were given or the client id is empty, when the timeout is zero, or when
     /// the HTTP client cannot be built.
     pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
-        let url = reqwest::Url::parse(&self.endpoint).map_err(|e| {
-            ConfigError::new(format!(
-                "introspection endpoint {:?} is invalid: {e}",
-                self.endpoint
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::new(
-                "introspection endpoint must be http or https",
-            ));
+        if self.timeout.is_zero() {
+            return Err(ConfigError::new("introspection timeout must not be zero"));
         }
+        // No redirect is followed: it would send the token and the credentials elsewhere.
+        let http = HttpFetch::new(self.timeout, 0, self.allow_http)?;
+        let url = http.check_url("introspection endpoint", &self.endpoint)?;
         let (client_id, client_secret) = self.credentials.ok_or_else(|| {
             ConfigError::new("introspection needs client credentials (client_credentials)")
         })?;
         if client_id.is_empty() {
             return Err(ConfigError::new("introspection client id is empty"));
-        }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::new("introspection timeout must not be zero"));
         }
         if self.max_in_flight == 0 {
             return Err(ConfigError::new(
@@ -157,20 +204,15 @@ impl IntrospectionValidatorBuilder {
         let mut authorization = reqwest::header::HeaderValue::from_str(&basic)
             .map_err(|e| ConfigError::new(format!("invalid client credentials: {e}")))?;
         authorization.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            // A redirect would resend the token elsewhere; the endpoint is configured exactly.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConfigError::new(format!("cannot build the HTTP client: {e}")))?;
+        let expected = Expected::from_wanted(self.issuers, self.audiences)?;
         Ok(IntrospectionValidator {
             url,
             client_id,
             authorization,
             timeout: self.timeout,
             in_flight: tokio::sync::Semaphore::new(self.max_in_flight),
-            client,
+            expected,
+            http,
         })
     }
 }
@@ -185,7 +227,8 @@ pub struct IntrospectionValidator {
     timeout: Duration,
     /// One permit per call in flight.
     in_flight: tokio::sync::Semaphore,
-    client: reqwest::Client,
+    expected: Expected,
+    http: HttpFetch,
 }
 
 impl fmt::Debug for IntrospectionValidator {
@@ -207,47 +250,32 @@ impl IntrospectionValidator {
             credentials: None,
             timeout: DEFAULT_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            issuers: Wanted::default(),
+            audiences: Wanted::default(),
+            allow_http: false,
         }
     }
 
     /// Calls the endpoint; `Err` carries a description for the logs.
     async fn introspect(&self, token: &str) -> Result<Value, String> {
-        let body = format!(
+        let form = format!(
             "token={}&token_type_hint=access_token",
             form_urlencode(token)
         );
-        let mut resp = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
+        let auth = [(reqwest::header::AUTHORIZATION, self.authorization.clone())];
+        let (status, body) = self
+            .http
+            .post_form(
+                &self.url,
+                &auth,
+                form,
+                "application/json",
+                MAX_RESPONSE_BYTES,
             )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(body)
-            .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
-        if resp.status() != reqwest::StatusCode::OK {
-            return Err(format!("HTTP status {}", resp.status()));
-        }
-        if resp
-            .content_length()
-            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err("introspection response is too large".to_owned());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| e.without_url().to_string())?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err("introspection response is too large".to_owned());
-            }
-            body.extend_from_slice(&chunk);
+            .map_err(|e| e.to_string())?;
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("HTTP status {status}"));
         }
         serde_json::from_slice(&body)
             .map_err(|e| format!("introspection response is not JSON: {e}"))
@@ -290,6 +318,7 @@ impl TokenValidator for IntrospectionValidator {
         if claims.get("active") != Some(&Value::Bool(true)) {
             return Err(TokenError::invalid("access token is not active"));
         }
+        self.expected.check(&claims)?;
         AccessToken::from_claims(claims)
     }
 }
@@ -332,23 +361,40 @@ mod tests {
 
     #[test]
     fn builder_checks_config() {
-        assert!(IntrospectionValidator::builder("not a url")
-            .client_credentials("a", "b")
+        let ok = |url: &str| {
+            IntrospectionValidator::builder(url)
+                .client_credentials("a", "b")
+                .issuer("https://as.example.com")
+                .audience("https://api.example.com")
+        };
+        let err = |b: IntrospectionValidatorBuilder| b.build().unwrap_err().to_string();
+        assert!(ok("https://as.example.com/i").build().is_ok());
+        assert!(err(ok("not a url")).contains("invalid"));
+        assert!(err(ok("ftp://as.example.com/i")).contains("https"));
+        // Plain http only when allowed (loopback tests).
+        assert!(err(ok("http://127.0.0.1:9/i")).contains("allow_insecure_http"));
+        assert!(ok("http://127.0.0.1:9/i")
+            .allow_insecure_http(true)
             .build()
-            .is_err());
-        assert!(IntrospectionValidator::builder("ftp://as.example.com/i")
-            .client_credentials("a", "b")
-            .build()
-            .is_err());
-        assert!(IntrospectionValidator::builder("https://as.example.com/i")
-            .build()
-            .is_err());
-        assert!(IntrospectionValidator::builder("https://as.example.com/i")
-            .client_credentials("a", "b")
-            .timeout(Duration::ZERO)
-            .build()
-            .is_err());
-        let v = IntrospectionValidator::builder("https://as.example.com/i")
+            .is_ok());
+        assert!(
+            err(IntrospectionValidator::builder("https://as.example.com/i")
+                .issuer("https://as.example.com")
+                .audience("https://api.example.com"))
+            .contains("client credentials")
+        );
+        assert!(err(ok("https://as.example.com/i").timeout(Duration::ZERO)).contains("timeout"));
+        assert!(err(ok("https://as.example.com/i").max_in_flight(0)).contains("max_in_flight"));
+        // Issuer and audience: required, or waived by name, not both.
+        let bare = || {
+            IntrospectionValidator::builder("https://as.example.com/i").client_credentials("a", "b")
+        };
+        assert!(err(bare().audience("x")).contains("no issuer"));
+        assert!(err(bare().issuer("x")).contains("no audience"));
+        assert!(err(bare().issuer("x").any_issuer().audience("y")).contains("any_issuer"));
+        assert!(bare().any_issuer().any_audience().build().is_ok());
+
+        let v = ok("https://as.example.com/i")
             .client_credentials("rs", "top-secret")
             .build()
             .unwrap();

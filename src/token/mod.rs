@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::thumbprint::Thumbprint;
 
 pub(crate) mod cache;
+pub(crate) mod expect;
 #[cfg(feature = "introspection")]
 pub mod introspection;
 pub mod jwt;

@@ -15,6 +15,7 @@ use crate::algorithm::Algorithm;
 #[cfg(feature = "jwks-fetch")]
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigError;
+use crate::token::expect::{Expected, Wanted};
 
 /// Configures a [`JwtValidator`].
 ///
@@ -52,10 +53,8 @@ pub struct JwtValidatorBuilder {
     jwks_url: Option<String>,
     #[cfg(feature = "jwks-fetch")]
     remote: remote::RemoteOptions,
-    issuers: Vec<String>,
-    any_issuer: bool,
-    audiences: Vec<String>,
-    any_audience: bool,
+    issuers: Wanted,
+    audiences: Wanted,
     algorithms: Option<Vec<Algorithm>>,
     strict_typ: bool,
     allow_without_exp: bool,
@@ -71,10 +70,8 @@ impl Default for JwtValidatorBuilder {
             jwks_url: None,
             #[cfg(feature = "jwks-fetch")]
             remote: remote::RemoteOptions::default(),
-            issuers: Vec::new(),
-            any_issuer: false,
-            audiences: Vec::new(),
-            any_audience: false,
+            issuers: Wanted::default(),
+            audiences: Wanted::default(),
             algorithms: None,
             strict_typ: false,
             allow_without_exp: false,
@@ -176,7 +173,7 @@ impl JwtValidatorBuilder {
     /// Accepts any `iss` (present or not): only when the key set signs tokens of one issuer
     /// alone. Not with [`issuer`](Self::issuer).
     pub fn any_issuer(mut self) -> Self {
-        self.any_issuer = true;
+        self.issuers.set_any();
         self
     }
 
@@ -192,7 +189,7 @@ impl JwtValidatorBuilder {
     /// Accepts any `aud` (present or not): only when the authorization server issues tokens
     /// for this resource server alone. Not with [`audience`](Self::audience).
     pub fn any_audience(mut self) -> Self {
-        self.any_audience = true;
+        self.audiences.set_any();
         self
     }
 
@@ -267,48 +264,17 @@ impl JwtValidatorBuilder {
                 ))
             }
         };
-        let issuers = one_of(
-            self.issuers,
-            self.any_issuer,
-            "no issuer configured: call issuer(..) with the authorization server's issuer \
-             identifier (the tokens' iss), or any_issuer() if the key set signs for that \
-             issuer alone",
-            "both issuer(..) and any_issuer() were called: keep one",
-        )?;
-        let audiences = one_of(
-            self.audiences,
-            self.any_audience,
-            "no audience configured: call audience(..) with this resource server's identifier \
-             (RFC 9068 §4: the token's aud must name it), or any_audience() if the \
-             authorization server issues tokens for this resource server alone",
-            "both audience(..) and any_audience() were called: keep one",
-        )?;
+        let expected = Expected::from_wanted(self.issuers, self.audiences)?;
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 source,
                 policy: Policy {
                     algorithms,
                     strict_typ: self.strict_typ,
-                    issuers,
-                    audiences,
+                    expected,
                     require_exp: !self.allow_without_exp,
                 },
             }),
         })
-    }
-}
-
-/// A configured list, or `None` for "any"; an error when neither or both were asked for.
-fn one_of(
-    values: Vec<String>,
-    any: bool,
-    missing: &'static str,
-    both: &'static str,
-) -> Result<Option<Vec<String>>, ConfigError> {
-    match (values.is_empty(), any) {
-        (true, false) => Err(ConfigError::new(missing)),
-        (false, true) => Err(ConfigError::new(both)),
-        (true, true) => Ok(None),
-        (false, false) => Ok(Some(values)),
     }
 }

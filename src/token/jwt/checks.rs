@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::MAX_TOKEN_LEN;
 use crate::algorithm::Algorithm;
 use crate::key::VerifyingKey;
+use crate::token::expect::Expected;
 use crate::token::{AccessToken, TokenError};
 
 /// The message for a token whose signature does not verify, or whose key is not in the set.
@@ -24,10 +25,7 @@ pub(super) const BAD_SIGNATURE: &str = "access token signature is invalid or its
 pub(super) struct Policy {
     pub(super) algorithms: Vec<Algorithm>,
     pub(super) strict_typ: bool,
-    /// `None`: any issuer (`any_issuer()`).
-    pub(super) issuers: Option<Vec<String>>,
-    /// `None`: any audience (`any_audience()`).
-    pub(super) audiences: Option<Vec<String>>,
+    pub(super) expected: Expected,
     pub(super) require_exp: bool,
 }
 
@@ -121,26 +119,9 @@ impl Policy {
         }
     }
 
-    /// `iss` equal to a configured issuer (exact string equality), `aud` (a string or an
-    /// array) holding a configured audience, `exp` present unless allowed absent.
+    /// `iss` and `aud` as configured, `exp` present unless allowed absent.
     fn check_claims(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
-        if let Some(issuers) = &self.issuers {
-            let iss = claims.get("iss").and_then(Value::as_str);
-            if !iss.is_some_and(|iss| issuers.iter().any(|i| i == iss)) {
-                return Err(invalid("access token issuer is not accepted"));
-            }
-        }
-        if let Some(audiences) = &self.audiences {
-            let configured = |v: &str| audiences.iter().any(|a| a == v);
-            let ok = match claims.get("aud") {
-                Some(Value::String(aud)) => configured(aud),
-                Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(configured),
-                _ => false,
-            };
-            if !ok {
-                return Err(invalid("access token audience is not accepted"));
-            }
-        }
+        self.expected.check(claims)?;
         if self.require_exp && !claims.contains_key("exp") {
             return Err(invalid("access token has no exp"));
         }
