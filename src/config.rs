@@ -191,7 +191,7 @@ const DEFAULT_KEY_QUOTA: u64 = 10_000;
 /// | [`key_cache_capacity`](Self::key_cache_capacity) | 10 000 keys | verified proof keys, by the proof header's text (and one per cached token) |
 /// | [`token_cache_capacity`](Self::token_cache_capacity) | 10 000 tokens | validated tokens, by their text, until `exp` |
 /// | [`token_cache_max_ttl`](Self::token_cache_max_ttl) | 5 min | bounds how long a revoked token stays accepted |
-/// | [`refused_token_cache_ttl`](Self::refused_token_cache_ttl) | 5 s | a refused token sent again costs a lookup, not a signature check or an introspection call |
+/// | [`refused_token_cache_ttl`](Self::refused_token_cache_ttl) | 5 s | a token refused after an outbound call (introspection) sent again costs a lookup, not another call |
 /// | [`clock`](Self::clock) | [`SystemClock`] | inject a [`ManualClock`](crate::clock::ManualClock) in tests |
 /// | [`nonce_policy`](Self::nonce_policy) | [`NoncePolicy::Off`] | nonces cost clients a round trip; turn them on to bound proofs by the server's clock |
 /// | [`nonce_secret`](Self::nonce_secret) | a random secret per layer | give every instance the same secret(s) so they accept each other's nonces |
@@ -373,9 +373,11 @@ impl DpopLayerBuilder {
         self
     }
 
-    /// Sets how long a refused token is remembered, by its SHA-256 (default 5 s, at most
-    /// 5 min; zero turns it off). The same refused token sent again within that time is refused
-    /// at the cost of one lookup: no signature check, no introspection call. Kept short because
+    /// Sets how long a token refused by a validator that needed I/O to decide (introspection,
+    /// a key-set fetch) is remembered, by its SHA-256 (default 5 s, at most 5 min; zero turns it
+    /// off). The same refused token sent again within that time is refused at the cost of one
+    /// lookup, not another outbound call. (A refusal answered offline, such as a bad JWT
+    /// signature, is not remembered: it costs no more than the lookup would save.) Kept short because
     /// a token refused for a reason that passes (a key the authorization server has just
     /// published, an introspection replica that lags) is refused that long too.
     pub fn refused_token_cache_ttl(mut self, ttl: Duration) -> Self {

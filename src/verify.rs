@@ -176,9 +176,19 @@ fn token_text(token: &[u8]) -> Result<&str, Error> {
         .map_err(|_| Error::InvalidRequest("Authorization credentials are not ASCII"))
 }
 
+/// A validator's description, safe for the challenge; a static one that needs no change stays
+/// static (no allocation).
+fn safe_description(reason: std::borrow::Cow<'static, str>) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    match sanitize_description(&reason) {
+        Cow::Borrowed(_) => reason,
+        Cow::Owned(clean) => Cow::Owned(clean),
+    }
+}
+
 fn token_error(e: TokenError) -> Error {
     match e {
-        TokenError::Invalid(r) => Error::InvalidToken(sanitize_description(&r).into_owned().into()),
+        TokenError::Invalid(r) => Error::InvalidToken(safe_description(r)),
         TokenError::Unavailable(r) => {
             tracing::warn!(target: "tower_dpop", reason = %r, "token validation unavailable");
             Error::Unavailable("access token validation is unavailable".into())
@@ -491,7 +501,9 @@ fn known_token(
     }
     match config.validator.validate_offline(token_text(token)?) {
         None => Ok(None),
-        Some(answer) => accepted_token(config, token, token_hash, now_ms, answer).map(Some),
+        // Not remembered when refused: answering offline costs no more than a lookup would
+        // save, and a forged token is new each time anyway.
+        Some(answer) => accepted_token(config, token, token_hash, now_ms, answer, false).map(Some),
     }
 }
 
@@ -503,16 +515,18 @@ async fn validate_token(
     now_ms: u64,
 ) -> Result<Validated, Error> {
     let answer = config.validator.validate(token_text(token)?).await;
-    accepted_token(config, token, token_hash, now_ms, answer)
+    accepted_token(config, token, token_hash, now_ms, answer, true)
 }
 
-/// Caches the validator's answer: a valid token until its `exp`, a refused one briefly.
+/// Caches the validator's answer: a valid token until its `exp`, a refused one briefly when
+/// `remember_refusal` (an answer that took an outbound call).
 fn accepted_token(
     config: &DpopConfig,
     token: &[u8],
     token_hash: [u8; 32],
     now_ms: u64,
     answer: Result<AccessToken, TokenError>,
+    remember_refusal: bool,
 ) -> Result<Validated, Error> {
     match answer {
         Ok(access) => {
@@ -523,11 +537,12 @@ fn accepted_token(
             Ok((access, slot))
         }
         Err(TokenError::Invalid(reason)) => {
-            let reason: std::borrow::Cow<'static, str> =
-                sanitize_description(&reason).into_owned().into();
-            config
-                .tokens
-                .insert_refused(token_hash, reason.clone(), now_ms);
+            let reason = safe_description(reason);
+            if remember_refusal {
+                config
+                    .tokens
+                    .insert_refused(token_hash, reason.clone(), now_ms);
+            }
             Err(Error::InvalidToken(reason))
         }
         Err(e) => Err(token_error(e)),
