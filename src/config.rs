@@ -361,7 +361,10 @@ impl DpopLayerBuilder {
         self
     }
 
-    /// Sets how many validated tokens are kept (default 10 000; 0 disables the cache).
+    /// Sets how many validated tokens are kept (default 10 000; 0 disables the cache). An
+    /// entry holds the token's text and parsed claims: about 2–4 KB for a typical 0.5–1 KB
+    /// token, at most ~64 KiB for one of `max_token_size` (docs/configuration.md has the
+    /// measured figures).
     pub fn token_cache_capacity(mut self, tokens: u64) -> Self {
         self.token_cache_capacity = tokens;
         self
