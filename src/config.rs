@@ -175,6 +175,13 @@ const DEFAULT_KEY_QUOTA: u64 = 10_000;
 
 /// Configures a [`DpopLayer`]. Start with [`DpopLayer::builder`].
 ///
+/// One rule for every builder of the crate: a method that takes one value of a list
+/// ([`public_origin`](Self::public_origin), [`trusted_proxy`](Self::trusted_proxy),
+/// [`nonce_secret`](Self::nonce_secret), `JwtValidatorBuilder::issuer`, `audience`) adds it to the
+/// list; a method that takes a whole list ([`algorithms`](Self::algorithms)) or one value
+/// replaces what was set before. [`build`](Self::build) checks everything at once and names the
+/// setting that is wrong.
+///
 /// | setting | default | why |
 /// |---|---|---|
 /// | [`public_origin`](Self::public_origin) | none: required | `htu` is compared with this origin, never with the `Host` header a client controls |

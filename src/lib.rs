@@ -49,11 +49,18 @@
 //!    `jwk`, a public `jwk`, `jti`, `htm`, `htu`, `iat`, `ath` present and well typed; `htm` and
 //!    `htu` match the request under the configured public origin; `iat` in the window; `ath` is
 //!    the token's hash (401 `invalid_dpop_proof`).
-//! 3. The access token, through a [`TokenValidator`](token::TokenValidator) (cached by hash
-//!    until `exp`), bound with `cnf.jkt` to the proof's key (401 `invalid_token`).
-//! 4. The proof's signature.
-//! 5. The `jti` has not been seen for this key (replay store, asked last; 503 when it cannot
-//!    answer).
+//! 3. The access token, through a [`TokenValidator`](token::TokenValidator) (cached until
+//!    `exp`), bound with `cnf.jkt` to the proof's key (401 `invalid_token`). A token known
+//!    without I/O (cached, or a JWT whose key is at hand) is checked here, before the proof's
+//!    signature, so a forged token costs one token signature check.
+//! 4. The proof's signature. A token that needs an outbound call (a key-set fetch,
+//!    introspection) is validated only now, once the proof is known to be signed by its key.
+//! 5. The server nonce, when the [nonce policy](nonce::NoncePolicy) asks for one (401
+//!    `use_dpop_nonce` with a fresh `DPoP-Nonce`).
+//! 6. The proof's key holds fewer live replay entries than its
+//!    [quota](DpopLayerBuilder::replay_key_quota) (else 429 with `Retry-After`).
+//! 7. The `jti` has not been seen for this key (replay store, asked last; 503 when it cannot
+//!    answer). Every entry lives the whole [replay window](DpopConfig::replay_window).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
