@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, SystemClock};
+pub use crate::error::ConfigError;
 use crate::htu::PublicOrigin;
 use crate::key::KeyCache;
 use crate::layer::DpopLayer;
@@ -15,24 +16,6 @@ use crate::replay::quota::KeyQuota;
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
-
-/// A configuration mistake found by a `build` method.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub(crate) fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid DPoP configuration: {}", self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The validated configuration the verification pipeline runs with. Built by
 /// [`DpopLayer::builder`]; shared by every clone of the layer.
@@ -508,23 +491,32 @@ impl DpopLayerBuilder {
     pub(crate) fn build_config(self) -> Result<DpopConfig, ConfigError> {
         let proxy = ProxyTrust::from_config(&self.trusted_proxies, self.forwarded_header)?;
         if self.origins.is_empty() {
-            return Err(ConfigError::new(if proxy.is_some() {
-                "trusted_proxy needs public_origin: a forwarded origin is accepted only if it is \
-                 one of the public origins; add each origin the proxy forwards"
-            } else {
-                "no public origin: set the scheme://host[:port] clients use to reach this server"
-            }));
+            return Err(ConfigError::setting(
+                "public_origin",
+                if proxy.is_some() {
+                    "trusted_proxy needs public_origin: a forwarded origin is accepted only if it \
+                     is one of the public origins; add each origin the proxy forwards"
+                } else {
+                    "no public origin: set the scheme://host[:port] clients use to reach this \
+                     server"
+                },
+            ));
         }
         let mut origins = Vec::with_capacity(self.origins.len());
         for o in &self.origins {
             let origin: PublicOrigin = o
                 .parse()
-                .map_err(|e| ConfigError::new(format!("public origin {o:?}: {e}")))?;
+                .map_err(|e| ConfigError::setting("public_origin", format!("{o:?}: {e}")))?;
             origins.push(origin);
         }
         let validator = self
             .validator
-            .ok_or_else(|| ConfigError::new("no token validator"))?;
+            .ok_or_else(|| {
+                ConfigError::setting(
+                    "token_validator",
+                    "no token validator: set the one that checks your access tokens, e.g. a JwtValidator",
+                )
+            })?;
         let mut algorithms = Vec::new();
         for alg in self.algorithms {
             if !algorithms.contains(&alg) {
@@ -532,7 +524,10 @@ impl DpopLayerBuilder {
             }
         }
         if algorithms.is_empty() {
-            return Err(ConfigError::new("the algorithm list is empty"));
+            return Err(ConfigError::setting(
+                "algorithms",
+                "the algorithm list is empty",
+            ));
         }
         check_range(
             "max_proof_age",
@@ -565,13 +560,15 @@ impl DpopLayerBuilder {
             Duration::from_secs(300),
         )?;
         if !(512..=64 * 1024).contains(&self.max_proof_len) {
-            return Err(ConfigError::new(
-                "max_proof_size must be between 512 B and 64 KiB",
+            return Err(ConfigError::setting(
+                "max_proof_size",
+                "must be between 512 B and 64 KiB",
             ));
         }
         if !(256..=64 * 1024).contains(&self.max_token_len) {
-            return Err(ConfigError::new(
-                "max_token_size must be between 256 B and 64 KiB",
+            return Err(ConfigError::setting(
+                "max_token_size",
+                "must be between 256 B and 64 KiB",
             ));
         }
         let nonces = match self.nonce_policy {
@@ -599,7 +596,10 @@ impl DpopLayerBuilder {
                     .bytes()
                     .any(|b| !(0x21..0x7f).contains(&b) || b == b'"' || b == b'\\')
             {
-                return Err(ConfigError::new("resource_metadata must be an http(s) URL"));
+                return Err(ConfigError::setting(
+                    "resource_metadata",
+                    "must be an http(s) URL",
+                ));
             }
         }
         let replay: Arc<dyn ReplayStore> = match self.replay {
@@ -612,8 +612,9 @@ impl DpopLayerBuilder {
         let capacity = replay.capacity();
         let key_quota = match self.replay_key_quota {
             Some(0) => {
-                return Err(ConfigError::new(
-                    "replay_key_quota must be at least 1 (it is the number of live proofs one key may have)",
+                return Err(ConfigError::setting(
+                    "replay_key_quota",
+                    "must be at least 1 (it is the number of live proofs one key may hold)",
                 ))
             }
             Some(n) => n,
@@ -668,15 +669,16 @@ impl DpopLayerBuilder {
 }
 
 fn check_range(
-    name: &str,
+    name: &'static str,
     value: Duration,
     min: Duration,
     max: Duration,
 ) -> Result<(), ConfigError> {
     if value < min || value > max {
-        return Err(ConfigError::new(format!(
-            "{name} must be between {min:?} and {max:?}, not {value:?}"
-        )));
+        return Err(ConfigError::setting(
+            name,
+            format!("must be between {min:?} and {max:?}, not {value:?}"),
+        ));
     }
     Ok(())
 }

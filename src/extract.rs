@@ -95,12 +95,12 @@ impl DpopAuthRejection {
 
     /// The layer error this rejection is answered as; `None` for a route without a layer.
     fn error(&self) -> Option<crate::Error> {
-        use crate::Error;
+        use crate::error::{Error, ErrorKind};
         match &self.reason {
             Reason::MissingLayer => None,
-            Reason::InvalidClaims(_) => Some(Error::InvalidToken(self.body_text().into())),
-            Reason::NotDpop => Some(Error::InvalidBearerToken(self.body_text().into())),
-            Reason::Anonymous => Some(Error::MissingCredentials),
+            Reason::InvalidClaims(_) => Some(Error::new(ErrorKind::TokenClaims, self.body_text())),
+            Reason::NotDpop => Some(Error::new(ErrorKind::DpopRequired, self.body_text()).bearer()),
+            Reason::Anonymous => Some(Error::new(ErrorKind::MissingCredentials, self.body_text())),
         }
     }
 

@@ -106,8 +106,8 @@ pub mod token;
 mod verify;
 
 pub use algorithm::Algorithm;
-pub use config::{ConfigError, DpopConfig, DpopLayerBuilder};
-pub use error::Error;
+pub use config::{DpopConfig, DpopLayerBuilder};
+pub use error::{ConfigError, Error, ErrorKind, Scheme};
 pub use extract::{DpopAuth, DpopAuthRejection, TokenAuth};
 pub use layer::{Dpop, DpopLayer};
 pub use verify::{

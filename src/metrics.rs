@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 /// Live counters, shared by every clone of a layer.
 #[derive(Debug, Default)]
@@ -29,14 +29,16 @@ impl Counters {
     }
 
     pub(crate) fn rejected(&self, error: &Error) {
-        let c = match error {
-            Error::MissingCredentials => &self.missing_credentials,
-            Error::InvalidRequest(_) => &self.invalid_request,
-            Error::InvalidProof(_) => &self.invalid_proof,
-            Error::InvalidToken(_) | Error::InvalidBearerToken(_) => &self.invalid_token,
-            Error::UseNonce(_) => &self.use_nonce,
-            Error::KeyQuotaExceeded(_) => &self.key_quota_exceeded,
-            Error::Unavailable(_) => &self.unavailable,
+        let c = match error.kind() {
+            ErrorKind::MissingCredentials => &self.missing_credentials,
+            ErrorKind::KeyQuotaExceeded => &self.key_quota_exceeded,
+            ErrorKind::Unavailable => &self.unavailable,
+            _ => match error.error_code() {
+                Some("invalid_request") => &self.invalid_request,
+                Some("use_dpop_nonce") => &self.use_nonce,
+                Some("invalid_token") => &self.invalid_token,
+                _ => &self.invalid_proof,
+            },
         };
         c.fetch_add(1, Ordering::Relaxed);
     }

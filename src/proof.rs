@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::algorithm::Algorithm;
+use crate::error::{Error, ErrorKind};
 use crate::jwk::{PublicJwk, RawJwk};
 
 /// Largest `jti` accepted, in bytes.
@@ -64,7 +65,7 @@ impl Signature {
     }
 }
 
-/// A reason for `invalid_dpop_proof`.
+/// A reason for a malformed proof ([`ErrorKind::ProofMalformed`]).
 pub(crate) type ProofError = &'static str;
 
 const NOT_COMPACT: ProofError = "proof is not a compact JWS with three parts";
@@ -159,12 +160,16 @@ pub(crate) struct ProofHeader<'a> {
 }
 
 /// Parses and checks a proof's `jwk` (public only, well formed, consistent with `alg`).
-pub(crate) fn parse_jwk(jwk: &str, alg: Algorithm) -> Result<PublicJwk<'_>, ProofError> {
+pub(crate) fn parse_jwk(jwk: &str, alg: Algorithm) -> Result<PublicJwk<'_>, Error> {
+    let key = |reason| Error::new(ErrorKind::ProofKey, reason);
     let raw: RawJwk<'_> = serde_json::from_str(jwk)
-        .map_err(|_| "proof jwk is not a JSON object of the expected form")?;
-    let jwk = PublicJwk::from_raw(raw)?;
+        .map_err(|_| key("proof jwk is not a JSON object of the expected form"))?;
+    let jwk = PublicJwk::from_raw(raw).map_err(key)?;
     if !jwk.fits(alg) {
-        return Err("proof alg does not match the jwk key type or curve");
+        return Err(Error::new(
+            ErrorKind::ProofAlgorithm,
+            "proof alg does not match the jwk key type or curve",
+        ));
     }
     Ok(jwk)
 }
@@ -214,22 +219,36 @@ impl Claims<'_> {
 pub(crate) fn parse_header<'h>(
     json: &'h [u8],
     allowed: &[Algorithm],
-) -> Result<ProofHeader<'h>, ProofError> {
+) -> Result<ProofHeader<'h>, Error> {
+    let malformed = |reason| Error::new(ErrorKind::ProofMalformed, reason);
+    let algorithm = |reason| Error::new(ErrorKind::ProofAlgorithm, reason);
     let raw: RawHeader<'_> = serde_json::from_slice(json)
-        .map_err(|_| "proof header is not a JSON object of the expected form")?;
+        .map_err(|_| malformed("proof header is not a JSON object of the expected form"))?;
     match raw.typ.as_deref() {
         Some("dpop+jwt") => {}
-        Some(_) => return Err("proof typ is not dpop+jwt"),
-        None => return Err("proof header has no typ"),
+        Some(_) => {
+            return Err(Error::new(
+                ErrorKind::ProofType,
+                "proof typ is not dpop+jwt",
+            ))
+        }
+        None => return Err(Error::new(ErrorKind::ProofType, "proof header has no typ")),
     }
-    let alg = raw.alg.ok_or("proof header has no alg")?;
+    let alg = raw
+        .alg
+        .ok_or_else(|| algorithm("proof header has no alg"))?;
     let alg = Algorithm::from_name(&alg)
         .filter(|a| allowed.contains(a))
-        .ok_or("proof alg is not an accepted asymmetric algorithm")?;
+        .ok_or_else(|| algorithm("proof alg is not an accepted asymmetric algorithm"))?;
     if raw.crit.is_some() {
-        return Err("proof header has crit, and no extension is understood");
+        return Err(malformed(
+            "proof header has crit, and no extension is understood",
+        ));
     }
-    let jwk = raw.jwk.ok_or("proof header has no jwk")?.get();
+    let jwk = raw
+        .jwk
+        .ok_or_else(|| Error::new(ErrorKind::ProofKey, "proof header has no jwk"))?
+        .get();
     Ok(ProofHeader { alg, jwk })
 }
 
@@ -276,13 +295,14 @@ mod tests {
         format!("{}.{}.{}", b64(header), b64(claims), b64("sig"))
     }
 
-    fn header_err(header: &str) -> ProofError {
+    fn header_err(header: &str) -> String {
         let p = proof(header, CLAIMS);
         let json = split(p.as_bytes()).unwrap().decode_header().unwrap();
-        match parse_header(&json, &Algorithm::DEFAULT) {
+        let e = match parse_header(&json, &Algorithm::DEFAULT) {
             Err(e) => e,
             Ok(h) => parse_jwk(h.jwk, h.alg).unwrap_err(),
-        }
+        };
+        e.description().to_owned()
     }
 
     fn claims_err(claims: &str) -> ProofError {

@@ -66,7 +66,7 @@ use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName};
 
 use crate::config::ConfigError;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::htu::PublicOrigin;
 
 /// The largest forwarding header value read, in bytes; a longer one is refused as malformed.
@@ -150,20 +150,30 @@ fn masked(net: u128, addr: u128, prefix: u8, bits: u32) -> bool {
     net.checked_shr(shift).unwrap_or(0) == addr.checked_shr(shift).unwrap_or(0)
 }
 
-const MIXED: Error = Error::InvalidRequest(
+const MIXED: Error = Error::fixed(
+    ErrorKind::ForwardedOrigin,
     "request from a trusted proxy carries both Forwarded and X-Forwarded-Proto or X-Forwarded-Host",
 );
-const NO_FORWARDED: Error =
-    Error::InvalidRequest("request from a trusted proxy has no Forwarded proto and host");
-const NO_X_FORWARDED: Error = Error::InvalidRequest(
+const NO_FORWARDED: Error = Error::fixed(
+    ErrorKind::ForwardedOrigin,
+    "request from a trusted proxy has no Forwarded proto and host",
+);
+const NO_X_FORWARDED: Error = Error::fixed(
+    ErrorKind::ForwardedOrigin,
     "request from a trusted proxy has no X-Forwarded-Proto and X-Forwarded-Host",
 );
-const MALFORMED: Error =
-    Error::InvalidRequest("forwarding header from a trusted proxy is malformed");
-const NOT_AN_ORIGIN: Error =
-    Error::InvalidRequest("forwarded proto and host are not an http(s) origin");
-const NOT_CONFIGURED: Error =
-    Error::InvalidRequest("forwarded origin is not a configured public origin");
+const MALFORMED: Error = Error::fixed(
+    ErrorKind::ForwardedOrigin,
+    "forwarding header from a trusted proxy is malformed",
+);
+const NOT_AN_ORIGIN: Error = Error::fixed(
+    ErrorKind::ForwardedOrigin,
+    "forwarded proto and host are not an http(s) origin",
+);
+const NOT_CONFIGURED: Error = Error::fixed(
+    ErrorKind::ForwardedOrigin,
+    "forwarded origin is not a configured public origin",
+);
 
 /// The trusted proxies and the header family they set, as validated by the builder.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::algorithm::Algorithm;
 use crate::charset::is_token68;
 use crate::config::DpopConfig;
-use crate::error::{sanitize_description, Error};
+use crate::error::{sanitize_description, Error, ErrorKind};
 use crate::key::{KnownKey, VerifyingKey};
 use crate::proof::{self, ProofClaims};
 use crate::replay::quota::QuotaError;
@@ -128,12 +128,18 @@ fn credentials(
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Error::InvalidRequest("more than one Authorization header"));
+        return Err(Error::new(
+            ErrorKind::MalformedRequest,
+            "more than one Authorization header",
+        ));
     }
     // The one size check on the token, before anything reads the header: the scheme and a few
     // spaces fit in the slack.
     if value.len() > max_len + 16 {
-        return Err(Error::InvalidToken("access token is too large".into()));
+        return Err(Error::new(
+            ErrorKind::TokenTooLarge,
+            "access token is too large",
+        ));
     }
     let value = value.as_bytes();
     // The scheme, then the token after one or more spaces (`rest` starts at the first space).
@@ -149,10 +155,13 @@ fn credentials(
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     match rest.get(start..).filter(|t| is_token68(t)) {
         Some(token) => Ok(Some((scheme, token))),
-        None => Err(Error::InvalidRequest(match scheme {
-            Scheme::Dpop => "Authorization DPoP credentials are not a token68 value",
-            Scheme::Bearer => "Authorization Bearer credentials are not a token68 value",
-        })),
+        None => Err(Error::new(
+            ErrorKind::MalformedRequest,
+            match scheme {
+                Scheme::Dpop => "Authorization DPoP credentials are not a token68 value",
+                Scheme::Bearer => "Authorization Bearer credentials are not a token68 value",
+            },
+        )),
     }
 }
 
@@ -160,20 +169,35 @@ fn credentials(
 /// before anything else is done with it.
 fn dpop_proof(value: Option<&HeaderValue>, max_len: usize) -> Result<&[u8], Error> {
     let Some(value) = value else {
-        return Err(Error::InvalidProof("missing DPoP proof header"));
+        return Err(Error::new(
+            ErrorKind::ProofMissing,
+            "missing DPoP proof header",
+        ));
     };
     if value.len() > max_len {
-        return Err(Error::InvalidProof("DPoP proof is too large"));
+        return Err(Error::new(
+            ErrorKind::ProofTooLarge,
+            "DPoP proof is too large",
+        ));
     }
     Some(value.as_bytes())
         .filter(|v| is_token68(v))
-        .ok_or(Error::InvalidRequest("DPoP header is not a token68 value"))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "DPoP header is not a token68 value",
+            )
+        })
 }
 
 /// The access token as text, for the validator (token68 is ASCII, so this never fails).
 fn token_text(token: &[u8]) -> Result<&str, Error> {
-    std::str::from_utf8(token)
-        .map_err(|_| Error::InvalidRequest("Authorization credentials are not ASCII"))
+    std::str::from_utf8(token).map_err(|_| {
+        Error::new(
+            ErrorKind::MalformedRequest,
+            "Authorization credentials are not ASCII",
+        )
+    })
 }
 
 /// A validator's description, safe for the challenge; a static one that needs no change stays
@@ -188,10 +212,14 @@ fn safe_description(reason: std::borrow::Cow<'static, str>) -> std::borrow::Cow<
 
 fn token_error(e: TokenError) -> Error {
     match e {
-        TokenError::Invalid(r) => Error::InvalidToken(safe_description(r)),
+        TokenError::Invalid(r) => Error::new(ErrorKind::TokenInvalid, safe_description(r)),
         TokenError::Unavailable(r) => {
             tracing::warn!(target: "tower_dpop", reason = %r, "token validation unavailable");
-            Error::Unavailable("access token validation is unavailable".into())
+            Error::new(
+                ErrorKind::Unavailable,
+                "access token validation is unavailable",
+            )
+            .with_source(TokenError::Unavailable(r))
         }
     }
 }
@@ -199,7 +227,7 @@ fn token_error(e: TokenError) -> Error {
 /// Runs every check of RFC 9449 sections 4.3 and 7.1 on one request.
 ///
 /// `path` is the request path as the client sent it (a query, if present, is ignored). A
-/// Bearer request, even when the layer accepts Bearer, is [`Error::MissingCredentials`] here:
+/// Bearer request, even when the layer accepts Bearer, is [`ErrorKind::MissingCredentials`] here:
 /// use [`authenticate`] for what the service does.
 ///
 /// # Errors
@@ -212,7 +240,7 @@ pub async fn verify_request(
 ) -> Result<VerifiedRequest, Error> {
     match authenticate(config, method, path, headers).await? {
         Authenticated::Dpop(v) => Ok(v),
-        Authenticated::Bearer(_) | Authenticated::Anonymous => Err(Error::MissingCredentials),
+        Authenticated::Bearer(_) | Authenticated::Anonymous => Err(missing_credentials()),
     }
 }
 
@@ -243,7 +271,10 @@ pub(crate) async fn authenticate_from(
     let mut dpop_values = headers.get_all(&DPOP).iter();
     let dpop_value = dpop_values.next();
     if dpop_values.next().is_some() {
-        return Err(Error::InvalidRequest("more than one DPoP header"));
+        return Err(Error::new(
+            ErrorKind::MalformedRequest,
+            "more than one DPoP header",
+        ));
     }
     let Some((scheme, token)) = credentials(headers, config.max_token_len, config.allow_bearer)?
     else {
@@ -253,7 +284,7 @@ pub(crate) async fn authenticate_from(
         if config.allow_anonymous && dpop_value.is_none() && !headers.contains_key(AUTHORIZATION) {
             return Ok(Authenticated::Anonymous);
         }
-        return Err(Error::MissingCredentials);
+        return Err(missing_credentials());
     };
     if scheme == Scheme::Bearer {
         return bearer(config, token).await.map(Authenticated::Bearer);
@@ -263,7 +294,8 @@ pub(crate) async fn authenticate_from(
     // The proof's form and claims: pure and cheap. A header seen before (the same base64url
     // text, under this layer's configuration, in a proof whose signature verified) is not
     // decoded again: its `alg`, key and thumbprint come from the cache.
-    let parts = proof::split(raw_proof).map_err(Error::InvalidProof)?;
+    let malformed = |reason| Error::new(ErrorKind::ProofMalformed, reason);
+    let parts = proof::split(raw_proof).map_err(malformed)?;
     // A token seen before comes with its hash and the key its client used last time.
     let cached = config.tokens.get(token);
     let remembered = cached
@@ -274,17 +306,19 @@ pub(crate) async fn authenticate_from(
     let (alg, proof_key) = match remembered.or_else(|| config.keys.get(parts.header)) {
         Some(known) => (known.alg, ProofKey::Known(known)),
         None => {
-            header_json = parts.decode_header().map_err(Error::InvalidProof)?;
-            let header = proof::parse_header(&header_json, &config.algorithms)
-                .map_err(Error::InvalidProof)?;
-            let jwk = proof::parse_jwk(header.jwk, header.alg).map_err(Error::InvalidProof)?;
+            header_json = parts.decode_header().map_err(malformed)?;
+            let header = proof::parse_header(&header_json, &config.algorithms)?;
+            let jwk = proof::parse_jwk(header.jwk, header.alg)?;
             (header.alg, ProofKey::New(jwk))
         }
     };
-    let claims_json = parts.decode_payload().map_err(Error::InvalidProof)?;
-    let claims = proof::parse_claims(&claims_json).map_err(Error::InvalidProof)?;
+    let claims_json = parts.decode_payload().map_err(malformed)?;
+    let claims = proof::parse_claims(&claims_json).map_err(malformed)?;
     if claims.htm != method.as_str() {
-        return Err(Error::InvalidProof("htm does not match the request method"));
+        return Err(Error::new(
+            ErrorKind::ProofMethod,
+            "htm does not match the request method",
+        ));
     }
     let htu_ok = match forwarded {
         Some(origin) => origin.matches(&claims.htu, path),
@@ -292,7 +326,10 @@ pub(crate) async fn authenticate_from(
     };
     if !htu_ok {
         log_htu_mismatch(config, forwarded, &claims.htu, path);
-        return Err(Error::InvalidProof("htu does not match the request URI"));
+        return Err(Error::new(
+            ErrorKind::ProofUri,
+            "htu does not match the request URI",
+        ));
     }
     // The window is decided to the millisecond: a proof is refused from the very instant it
     // is too old, not a second later.
@@ -300,10 +337,13 @@ pub(crate) async fn authenticate_from(
     let now = now_ms / 1000;
     let iat_ms = claims.iat.saturating_mul(1000);
     if iat_ms.saturating_add(millis(config.max_age)) < now_ms {
-        return Err(Error::InvalidProof("proof iat is too old"));
+        return Err(Error::new(ErrorKind::ProofTooOld, "proof iat is too old"));
     }
     if iat_ms > now_ms.saturating_add(millis(config.future_leeway)) {
-        return Err(Error::InvalidProof("proof iat is in the future"));
+        return Err(Error::new(
+            ErrorKind::ProofFromTheFuture,
+            "proof iat is in the future",
+        ));
     }
     // A new token is hashed here, and validated only once the proof is known to be made for it.
     let token_hash = token_hash(token, cached.as_ref());
@@ -313,7 +353,10 @@ pub(crate) async fn authenticate_from(
         Ok(32)
     ) && bool::from(ath.ct_eq(&token_hash));
     if !ath_ok {
-        return Err(Error::InvalidProof("ath does not match the access token"));
+        return Err(Error::new(
+            ErrorKind::ProofTokenHash,
+            "ath does not match the access token",
+        ));
     }
 
     // The access token and the signature, in the order that keeps a forged request cheap. A
@@ -326,7 +369,7 @@ pub(crate) async fn authenticate_from(
         ProofKey::Known(known) => known.thumbprint,
         ProofKey::New(jwk) => thumbprint(jwk),
     };
-    let signature = parts.decode_signature().map_err(Error::InvalidProof)?;
+    let signature = parts.decode_signature().map_err(malformed)?;
     let verify = |proof_key| -> Result<(Arc<KnownKey>, bool), Error> {
         verify_proof(
             proof_key,
@@ -358,13 +401,14 @@ pub(crate) async fn authenticate_from(
     let mut refresh_nonce = false;
     if let Some(nonces) = config.nonce_required(method, path, headers) {
         let Some(nonce) = claims.nonce.as_deref() else {
-            return Err(Error::UseNonce(
+            return Err(Error::new(
+                ErrorKind::NonceRequired,
                 "Resource server requires nonce in DPoP proof",
             ));
         };
         let issued_at = nonces
             .check(nonce, now)
-            .map_err(|e| Error::UseNonce(e.description()))?;
+            .map_err(|e| Error::new(ErrorKind::NonceInvalid, e.description()))?;
         refresh_nonce = nonces.should_refresh(issued_at, now);
     }
 
@@ -372,8 +416,8 @@ pub(crate) async fn authenticate_from(
     // window (max age + future leeway + clock skew allowance), whatever the proof's `iat`: the
     // last instant any instance within the allowance could accept the proof is inside it.
     let reserved = config.quota.reserve(&tp, now_ms).map_err(|e| match e {
-        QuotaError::Exceeded(wait) => Error::KeyQuotaExceeded(wait),
-        QuotaError::Full => Error::Unavailable("replay quota table is full".into()),
+        QuotaError::Exceeded(wait) => Error::key_quota_exceeded(wait),
+        QuotaError::Full => Error::new(ErrorKind::Unavailable, "replay quota table is full"),
     })?;
     let ttl = config.replay_ttl;
     let replay_key = ReplayKey::new(&tp, &claims.jti);
@@ -386,13 +430,19 @@ pub(crate) async fn authenticate_from(
     }
     match seen {
         Ok(Seen::First) => {}
-        Ok(Seen::Replay) => return Err(Error::InvalidProof("proof jti was already used")),
+        Ok(Seen::Replay) => {
+            return Err(Error::new(
+                ErrorKind::ProofReplayed,
+                "proof jti was already used",
+            ))
+        }
         Err(e) => {
             tracing::error!(target: "tower_dpop", error = %e, "replay store failed; request refused");
-            return Err(Error::Unavailable(match e {
-                ReplayError::Full => "replay cache is full".into(),
-                _ => "replay store is unavailable".into(),
-            }));
+            let description = match e {
+                ReplayError::Full => "replay cache is full",
+                _ => "replay store is unavailable",
+            };
+            return Err(Error::new(ErrorKind::Unavailable, description).with_source(e));
         }
     }
 
@@ -448,6 +498,13 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+fn missing_credentials() -> Error {
+    Error::new(
+        ErrorKind::MissingCredentials,
+        "no DPoP credentials in the request",
+    )
+}
+
 /// The token's SHA-256: from the cache for a token seen before, computed for a new one.
 fn token_hash(token: &[u8], cached: Option<&Cached>) -> [u8; 32] {
     cached.map_or_else(|| Sha256::digest(token).into(), |c| c.hash)
@@ -468,7 +525,8 @@ fn verify_proof(
     let (key, is_new) = match proof_key {
         ProofKey::Known(known) => (known, false),
         ProofKey::New(jwk) => {
-            let key = VerifyingKey::import(alg, &jwk).map_err(Error::InvalidProof)?;
+            let key = VerifyingKey::import(alg, &jwk)
+                .map_err(|reason| Error::new(ErrorKind::ProofKey, reason))?;
             let known = KnownKey {
                 alg,
                 thumbprint,
@@ -478,7 +536,10 @@ fn verify_proof(
         }
     };
     if !key.key.verify(signing_input, signature) {
-        return Err(Error::InvalidProof("proof signature is invalid"));
+        return Err(Error::new(
+            ErrorKind::ProofSignature,
+            "proof signature is invalid",
+        ));
     }
     Ok((key, is_new))
 }
@@ -497,7 +558,7 @@ fn known_token(
         return Ok(Some((cached.token, cached.key)));
     }
     if let Some(reason) = config.tokens.refused(&token_hash, now_ms) {
-        return Err(Error::InvalidToken(reason));
+        return Err(Error::new(ErrorKind::TokenInvalid, reason));
     }
     match config.validator.validate_offline(token_text(token)?) {
         None => Ok(None),
@@ -543,7 +604,7 @@ fn accepted_token(
                     .tokens
                     .insert_refused(token_hash, reason.clone(), now_ms);
             }
-            Err(Error::InvalidToken(reason))
+            Err(Error::new(ErrorKind::TokenInvalid, reason))
         }
         Err(e) => Err(token_error(e)),
     }
@@ -556,13 +617,19 @@ fn check_times(config: &DpopConfig, access: &AccessToken, now: u64) -> Result<()
         .expires_at()
         .is_some_and(|exp| exp.saturating_add(leeway) <= now)
     {
-        return Err(Error::InvalidToken("access token has expired".into()));
+        return Err(Error::new(
+            ErrorKind::TokenExpired,
+            "access token has expired",
+        ));
     }
     if access
         .not_before()
         .is_some_and(|nbf| nbf > now.saturating_add(leeway))
     {
-        return Err(Error::InvalidToken("access token is not yet valid".into()));
+        return Err(Error::new(
+            ErrorKind::TokenNotYetValid,
+            "access token is not yet valid",
+        ));
     }
     Ok(())
 }
@@ -576,12 +643,16 @@ fn check_binding(
 ) -> Result<(), Error> {
     check_times(config, access, now)?;
     if access.jkt().is_none() {
-        return Err(Error::InvalidToken(
-            "access token is not DPoP-bound (no cnf.jkt)".into(),
+        return Err(Error::new(
+            ErrorKind::TokenNotBound,
+            "access token is not DPoP-bound (no cnf.jkt)",
         ));
     }
     if !access.is_bound_to(thumbprint) {
-        return Err(Error::InvalidToken("Invalid DPoP key binding".into()));
+        return Err(Error::new(
+            ErrorKind::TokenKeyMismatch,
+            "Invalid DPoP key binding",
+        ));
     }
     Ok(())
 }
@@ -594,8 +665,9 @@ async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Erro
     let now = now_ms / 1000;
     let cached = config.tokens.get(token);
     let token_hash = token_hash(token, cached.as_ref());
-    let as_bearer = |e| match e {
-        Error::InvalidToken(r) => Error::InvalidBearerToken(r),
+    let as_bearer = |e: Error| match e {
+        // The token's errors go in the Bearer challenge; backend failures have none.
+        e if e.error_code() == Some("invalid_token") => e.bearer(),
         other => other,
     };
     let (access, _) = match known_token(config, token, cached, token_hash, now_ms) {
@@ -609,9 +681,11 @@ async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Erro
     // RFC 9449 section 7.2 for DPoP; the same for any sender-constrained token (RFC 8705
     // mutual TLS, `cnf.x5t#S256`): its sender must prove possession, which Bearer cannot.
     if access.is_sender_constrained() {
-        return Err(Error::InvalidBearerToken(
-            "sender-constrained access token (cnf) presented as a Bearer token".into(),
-        ));
+        return Err(Error::new(
+            ErrorKind::TokenSenderConstrained,
+            "sender-constrained access token (cnf) presented as a Bearer token",
+        )
+        .bearer());
     }
     Ok(BearerRequest { token: access })
 }
@@ -655,7 +729,7 @@ mod tests {
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
         assert_eq!(
             r.unwrap_err(),
-            Error::InvalidProof("proof signature is invalid")
+            Error::new(ErrorKind::ProofSignature, "proof signature is invalid")
         );
         assert!(config.keys.get(header).is_none());
         // A validator that answers offline has cached the token by now; one that needs I/O
@@ -676,7 +750,7 @@ mod tests {
         let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
         assert_eq!(
             r.unwrap_err(),
-            Error::InvalidProof("proof signature is invalid")
+            Error::new(ErrorKind::ProofSignature, "proof signature is invalid")
         );
     }
 

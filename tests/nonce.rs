@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use tower_dpop::clock::ManualClock;
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
 use tower_dpop::testing::{ClientKey, TestIssuer};
-use tower_dpop::{Algorithm, DpopAuth, DpopLayer, DpopLayerBuilder, Error};
+use tower_dpop::{Algorithm, DpopAuth, DpopLayer, DpopLayerBuilder, Error, ErrorKind};
 
 const T0: u64 = 1_800_000_000;
 const URL: &str = "https://api.example.com/api/me";
@@ -95,7 +95,8 @@ async fn required_nonce_round_trip_and_expiry() {
     };
     assert_eq!(
         get(w.headers(None)).await,
-        Err(Error::UseNonce(
+        Err(Error::new(
+            ErrorKind::NonceRequired,
             "Resource server requires nonce in DPoP proof"
         ))
     );
@@ -106,7 +107,10 @@ async fn required_nonce_round_trip_and_expiry() {
     w.clock.advance(Duration::from_secs(1));
     assert_eq!(
         get(w.headers(Some(&nonce))).await,
-        Err(Error::UseNonce("DPoP nonce has expired"))
+        Err(Error::new(
+            ErrorKind::NonceInvalid,
+            "DPoP nonce has expired"
+        ))
     );
 }
 
@@ -136,7 +140,10 @@ async fn forged_or_foreign_nonces_are_refused() {
             .unwrap_err();
         assert_eq!(
             err,
-            Error::UseNonce("DPoP nonce is not one this server issued"),
+            Error::new(
+                ErrorKind::NonceInvalid,
+                "DPoP nonce is not one this server issued"
+            ),
             "{name}"
         );
     }
@@ -161,7 +168,7 @@ async fn nonce_error_only_after_the_signature_verified() {
     h.insert("dpop", HeaderValue::from_str(&forged).unwrap());
     assert_eq!(
         layer.verify(&Method::GET, "/api/me", &h).await.unwrap_err(),
-        Error::InvalidProof("proof signature is invalid")
+        Error::new(ErrorKind::ProofSignature, "proof signature is invalid")
     );
 }
 
@@ -233,7 +240,7 @@ async fn per_request_policy() {
         layer
             .verify(&Method::POST, "/api/me", &w.headers_for("POST", None))
             .await,
-        Err(Error::UseNonce(_))
+        Err(e) if e.kind() == ErrorKind::NonceRequired
     ));
     let nonce = issue(&layer, T0);
     layer

@@ -15,7 +15,7 @@ use common::TestServer;
 use http::{HeaderMap, Method};
 use tower_dpop::testing::{dpop_headers, unix_now, ClientKey, TestIssuer};
 use tower_dpop::token::introspection::IntrospectionValidator;
-use tower_dpop::{Algorithm, DpopLayer, Error};
+use tower_dpop::{Algorithm, DpopLayer, Error, ErrorKind};
 
 /// A proof for `token` on `path` whose signature is another proof's: well formed, bound to
 /// the token (`ath`) and naming `key`'s `jwk`, but not signed by anyone holding it.
@@ -135,7 +135,10 @@ async fn a_forged_proof_never_makes_the_validator_introspect() {
         let headers = dpop_headers(&token, &forged_proof(&attacker, &token, URL));
         assert_eq!(
             verify(&layer, &headers).await,
-            Err(Error::InvalidProof("proof signature is invalid"))
+            Err(Error::new(
+                ErrorKind::ProofSignature,
+                "proof signature is invalid"
+            ))
         );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -146,7 +149,10 @@ async fn a_forged_proof_never_makes_the_validator_introspect() {
         let proof = attacker.proof("GET", URL).access_token(token).sign();
         assert_eq!(
             verify(&layer, &dpop_headers(token, &proof)).await,
-            Err(Error::InvalidToken("access token is not active".into()))
+            Err(Error::new(
+                ErrorKind::TokenInvalid,
+                "access token is not active"
+            ))
         );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -176,21 +182,28 @@ async fn introspection_calls_in_flight_are_capped_and_fail_closed() {
     }
     assert_eq!(
         verify(&layer, &request("third")).await,
-        Err(Error::Unavailable(
-            "access token validation is unavailable".into()
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "access token validation is unavailable"
         ))
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the third was not sent");
     for task in slow {
         assert_eq!(
             task.await.unwrap(),
-            Err(Error::InvalidToken("access token is not active".into()))
+            Err(Error::new(
+                ErrorKind::TokenInvalid,
+                "access token is not active"
+            ))
         );
     }
     // Room again.
     assert_eq!(
         verify(&layer, &request("fourth")).await,
-        Err(Error::InvalidToken("access token is not active".into()))
+        Err(Error::new(
+            ErrorKind::TokenInvalid,
+            "access token is not active"
+        ))
     );
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }

@@ -546,7 +546,7 @@ impl tower_dpop::clock::Clock for Behind {
 #[tokio::test]
 async fn instances_with_clocks_apart_refuse_a_replay_through_redis() {
     use tower_dpop::clock::{Clock as _, SystemClock};
-    use tower_dpop::Error;
+    use tower_dpop::{Error, ErrorKind};
 
     let Some(redis) = Shared::get() else { return };
     let issuer = TestIssuer::new();
@@ -593,11 +593,14 @@ async fn instances_with_clocks_apart_refuse_a_replay_through_redis() {
     tokio::time::sleep(Duration::from_millis(wait)).await;
     assert_eq!(
         send(&first, &proof).await,
-        Err(Error::InvalidProof("proof iat is too old"))
+        Err(Error::new(ErrorKind::ProofTooOld, "proof iat is too old"))
     );
     assert_eq!(
         send(&second, &proof).await,
-        Err(Error::InvalidProof("proof jti was already used"))
+        Err(Error::new(
+            ErrorKind::ProofReplayed,
+            "proof jti was already used"
+        ))
     );
 }
 

@@ -12,7 +12,7 @@ use tower::ServiceExt as _;
 use tower_dpop::clock::ManualClock;
 use tower_dpop::replay::MemoryReplayStore;
 use tower_dpop::testing::{dpop_headers, ClientKey, TestIssuer};
-use tower_dpop::{Algorithm, DpopLayer, DpopLayerBuilder, Error};
+use tower_dpop::{Algorithm, DpopLayer, DpopLayerBuilder, Error, ErrorKind};
 
 const T0: u64 = 1_800_000_000;
 const ORIGIN: &str = "https://api.example.com";
@@ -58,8 +58,15 @@ fn layer(
     configure(builder).build().unwrap()
 }
 
-const REPLAY: Result<(), Error> = Err(Error::InvalidProof("proof jti was already used"));
-const TOO_OLD: Result<(), Error> = Err(Error::InvalidProof("proof iat is too old"));
+fn replay() -> Result<(), Error> {
+    Err(Error::new(
+        ErrorKind::ProofReplayed,
+        "proof jti was already used",
+    ))
+}
+fn too_old() -> Result<(), Error> {
+    Err(Error::new(ErrorKind::ProofTooOld, "proof iat is too old"))
+}
 
 /// Sets `clock` to `at_ms` (milliseconds since the epoch).
 fn set_ms(clock: &ManualClock, at_ms: u64) {
@@ -83,8 +90,8 @@ async fn replay_until_too_old(
             set_ms(clock, at);
         }
         match client.send(layer, proof).await {
-            r if r == REPLAY => {}
-            r if r == TOO_OLD => return at,
+            r if r == replay() => {}
+            r if r == too_old() => return at,
             other => panic!("replay at {} ms after T0: {other:?}", at - T0 * 1000),
         }
         at += step_ms;
@@ -144,11 +151,12 @@ async fn layers_sharing_a_store_with_clocks_apart_refuse_the_replay() {
             set_ms(&ahead, at);
             set_ms(&behind, at - skew_ms);
             match client.send(&second, &proof).await {
-                r if r == REPLAY => {}
-                r if r == TOO_OLD => break,
+                r if r == replay() => {}
+                r if r == too_old() => break,
                 // Before the second layer's clock reaches `iat - future_leeway`.
-                Err(Error::InvalidProof("proof iat is in the future"))
-                    if at - skew_ms < (iat - 5) * 1000 => {}
+                Err(e)
+                    if e.kind() == ErrorKind::ProofFromTheFuture
+                        && at - skew_ms < (iat - 5) * 1000 => {}
                 other => panic!(
                     "iat {iat}, {} ms after first use: {other:?}",
                     at - T0 * 1000
@@ -201,7 +209,7 @@ async fn a_key_over_its_quota_is_refused_while_another_key_is_served() {
     for _ in 0..5 {
         assert_eq!(
             greedy.send(&layer, &first).await,
-            REPLAY,
+            replay(),
             "replays are free"
         );
     }
@@ -209,7 +217,8 @@ async fn a_key_over_its_quota_is_refused_while_another_key_is_served() {
     assert_eq!(greedy.send(&layer, &greedy.proof(T0)).await, Ok(()));
     let over = greedy.send(&layer, &greedy.proof(T0)).await;
     assert!(
-        matches!(over, Err(Error::KeyQuotaExceeded(wait)) if wait > Duration::ZERO && wait <= Duration::from_secs(80)),
+        matches!(&over, Err(e) if e.kind() == ErrorKind::KeyQuotaExceeded
+            && e.retry_after().is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(80))),
         "{over:?}"
     );
     assert_eq!(other.send(&layer, &other.proof(T0)).await, Ok(()));
@@ -252,11 +261,11 @@ async fn a_full_store_refuses_without_evicting() {
     let (pa, pb) = (a.proof(T0), b.proof(T0));
     assert_eq!(a.send(&layer, &pa).await, Ok(()));
     assert_eq!(b.send(&layer, &pb).await, Ok(()));
-    let full = Err(Error::Unavailable("replay cache is full".into()));
+    let full = Err(Error::new(ErrorKind::Unavailable, "replay cache is full"));
     assert_eq!(a.send(&layer, &a.proof(T0)).await, full);
     assert_eq!(b.send(&layer, &b.proof(T0)).await, full);
-    assert_eq!(a.send(&layer, &pa).await, REPLAY);
-    assert_eq!(b.send(&layer, &pb).await, REPLAY);
+    assert_eq!(a.send(&layer, &pa).await, replay());
+    assert_eq!(b.send(&layer, &pb).await, replay());
 }
 
 /// The default quota: 1 % of a bounded store's capacity, at least 100 (or the capacity when

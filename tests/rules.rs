@@ -14,7 +14,7 @@ use tower_dpop::replay::{ReplayError, ReplayKey, ReplayStore, Seen};
 use tower_dpop::testing::{dpop_headers, random_id, ClientKey, TestIssuer};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
-use tower_dpop::{Algorithm, DpopLayer, DpopLayerBuilder, Error};
+use tower_dpop::{Algorithm, DpopLayer, DpopLayerBuilder, Error, ErrorKind};
 
 const T0: u64 = 1_800_000_000;
 const ORIGIN: &str = "https://api.example.com";
@@ -104,8 +104,24 @@ fn b64(v: serde_json::Value) -> String {
     )
 }
 
-fn proof_err(reason: &'static str) -> Result<(), Error> {
-    Err(Error::InvalidProof(reason))
+/// The kind of a token refusal by its reason: the layer's own time checks, else the validator's.
+fn token_kind(reason: &str) -> ErrorKind {
+    match reason {
+        "access token has expired" => ErrorKind::TokenExpired,
+        "access token is not yet valid" => ErrorKind::TokenNotYetValid,
+        _ => ErrorKind::TokenInvalid,
+    }
+}
+
+fn missing() -> Error {
+    Error::new(
+        ErrorKind::MissingCredentials,
+        "no DPoP credentials in the request",
+    )
+}
+
+fn proof_err(kind: ErrorKind, reason: &'static str) -> Result<(), Error> {
+    Err(Error::new(kind, reason))
 }
 
 #[tokio::test]
@@ -136,11 +152,11 @@ async fn header_rules() {
     let auth = format!("DPoP {}", f.token);
     type Case<'a> = (&'a str, Vec<(&'a str, String)>, Error);
     let cases: Vec<Case> = vec![
-        ("nothing at all", vec![], Error::MissingCredentials),
+        ("nothing at all", vec![], missing()),
         (
             "proof without token",
             vec![("dpop", proof.clone())],
-            Error::MissingCredentials,
+            missing(),
         ),
         (
             "bearer scheme",
@@ -148,12 +164,12 @@ async fn header_rules() {
                 ("authorization", format!("Bearer {}", f.token)),
                 ("dpop", proof.clone()),
             ],
-            Error::MissingCredentials,
+            missing(),
         ),
         (
             "basic scheme",
             vec![("authorization", "Basic YTpi".into())],
-            Error::MissingCredentials,
+            missing(),
         ),
         (
             "two authorization fields",
@@ -162,7 +178,10 @@ async fn header_rules() {
                 ("authorization", auth.clone()),
                 ("dpop", proof.clone()),
             ],
-            Error::InvalidRequest("more than one Authorization header"),
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "more than one Authorization header",
+            ),
         ),
         (
             "two dpop fields",
@@ -171,17 +190,20 @@ async fn header_rules() {
                 ("dpop", proof.clone()),
                 ("dpop", proof.clone()),
             ],
-            Error::InvalidRequest("more than one DPoP header"),
+            Error::new(ErrorKind::MalformedRequest, "more than one DPoP header"),
         ),
         (
             "two dpop fields, no token",
             vec![("dpop", proof.clone()), ("dpop", proof.clone())],
-            Error::InvalidRequest("more than one DPoP header"),
+            Error::new(ErrorKind::MalformedRequest, "more than one DPoP header"),
         ),
         (
             "scheme without token",
             vec![("authorization", "DPoP".into()), ("dpop", proof.clone())],
-            Error::InvalidRequest("Authorization DPoP credentials are not a token68 value"),
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "Authorization DPoP credentials are not a token68 value",
+            ),
         ),
         (
             "token not token68",
@@ -189,7 +211,10 @@ async fn header_rules() {
                 ("authorization", "DPoP a,b".into()),
                 ("dpop", proof.clone()),
             ],
-            Error::InvalidRequest("Authorization DPoP credentials are not a token68 value"),
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "Authorization DPoP credentials are not a token68 value",
+            ),
         ),
         (
             "two tokens",
@@ -197,7 +222,10 @@ async fn header_rules() {
                 ("authorization", format!("{auth} {}", f.token)),
                 ("dpop", proof.clone()),
             ],
-            Error::InvalidRequest("Authorization DPoP credentials are not a token68 value"),
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "Authorization DPoP credentials are not a token68 value",
+            ),
         ),
         (
             "dpop not token68",
@@ -205,17 +233,23 @@ async fn header_rules() {
                 ("authorization", auth.clone()),
                 ("dpop", format!("{proof} x")),
             ],
-            Error::InvalidRequest("DPoP header is not a token68 value"),
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "DPoP header is not a token68 value",
+            ),
         ),
         (
             "empty dpop",
             vec![("authorization", auth.clone()), ("dpop", String::new())],
-            Error::InvalidRequest("DPoP header is not a token68 value"),
+            Error::new(
+                ErrorKind::MalformedRequest,
+                "DPoP header is not a token68 value",
+            ),
         ),
         (
             "token without proof",
             vec![("authorization", auth.clone())],
-            Error::InvalidProof("missing DPoP proof header"),
+            Error::new(ErrorKind::ProofMissing, "missing DPoP proof header"),
         ),
     ];
     for (name, fields, expected) in cases {
@@ -256,10 +290,16 @@ async fn proof_size_is_checked_before_decoding() {
     let f = Fixture::new();
     // Not even a JWS: the size check must fire first.
     let huge = "A".repeat(8 * 1024 + 1);
-    assert_eq!(f.get(&huge).await, proof_err("DPoP proof is too large"));
+    assert_eq!(
+        f.get(&huge).await,
+        proof_err(ErrorKind::ProofTooLarge, "DPoP proof is too large")
+    );
     // A real proof padded past the limit with an extra claim.
     let padded = f.proof().claim("pad", json!("x".repeat(9000))).sign();
-    assert_eq!(f.get(&padded).await, proof_err("DPoP proof is too large"));
+    assert_eq!(
+        f.get(&padded).await,
+        proof_err(ErrorKind::ProofTooLarge, "DPoP proof is too large")
+    );
     // The limit is configurable.
     let g = Fixture::with(Algorithm::ES256, |b| b.max_proof_size(16 * 1024));
     let padded = g.proof().claim("pad", json!("x".repeat(9000))).sign();
@@ -267,7 +307,10 @@ async fn proof_size_is_checked_before_decoding() {
     // Exactly at the limit is not too large: it reaches the JWS parser.
     assert_eq!(
         f.get(&"A".repeat(8 * 1024)).await,
-        proof_err("proof is not a compact JWS with three parts")
+        proof_err(
+            ErrorKind::ProofMalformed,
+            "proof is not a compact JWS with three parts"
+        )
     );
 }
 
@@ -287,7 +330,10 @@ async fn compact_jws_with_three_parts() {
     ] {
         assert_eq!(
             f.get(&bad).await,
-            proof_err("proof is not a compact JWS with three parts"),
+            proof_err(
+                ErrorKind::ProofMalformed,
+                "proof is not a compact JWS with three parts"
+            ),
             "{bad}"
         );
     }
@@ -298,16 +344,16 @@ async fn typ_must_be_dpop_jwt() {
     let f = Fixture::new();
     assert_eq!(
         f.get(&f.proof().header("typ", json!("JWT")).sign()).await,
-        proof_err("proof typ is not dpop+jwt")
+        proof_err(ErrorKind::ProofType, "proof typ is not dpop+jwt")
     );
     assert_eq!(
         f.get(&f.proof().header("typ", json!("at+jwt")).sign())
             .await,
-        proof_err("proof typ is not dpop+jwt")
+        proof_err(ErrorKind::ProofType, "proof typ is not dpop+jwt")
     );
     assert_eq!(
         f.get(&f.proof().without_header("typ").sign()).await,
-        proof_err("proof header has no typ")
+        proof_err(ErrorKind::ProofType, "proof header has no typ")
     );
 }
 
@@ -317,19 +363,25 @@ async fn alg_must_be_asymmetric_and_allowed() {
     for alg in ["none", "HS256", "HS512", "ES256K", "es256", ""] {
         assert_eq!(
             f.get(&f.proof().header("alg", json!(alg)).sign()).await,
-            proof_err("proof alg is not an accepted asymmetric algorithm"),
+            proof_err(
+                ErrorKind::ProofAlgorithm,
+                "proof alg is not an accepted asymmetric algorithm"
+            ),
             "{alg}"
         );
     }
     assert_eq!(
         f.get(&f.proof().without_header("alg").sign()).await,
-        proof_err("proof header has no alg")
+        proof_err(ErrorKind::ProofAlgorithm, "proof header has no alg")
     );
     // The allow-list is honoured: an EdDSA proof against an ES256-only layer.
     let g = Fixture::with(Algorithm::EdDSA, |b| b.algorithms([Algorithm::ES256]));
     assert_eq!(
         g.get(&g.proof().sign()).await,
-        proof_err("proof alg is not an accepted asymmetric algorithm")
+        proof_err(
+            ErrorKind::ProofAlgorithm,
+            "proof alg is not an accepted asymmetric algorithm"
+        )
     );
 }
 
@@ -339,7 +391,10 @@ async fn alg_must_fit_the_key() {
     for alg in ["ES384", "ES512", "RS256", "PS256", "EdDSA", "Ed25519"] {
         assert_eq!(
             f.get(&f.proof().header("alg", json!(alg)).sign()).await,
-            proof_err("proof alg does not match the jwk key type or curve"),
+            proof_err(
+                ErrorKind::ProofAlgorithm,
+                "proof alg does not match the jwk key type or curve"
+            ),
             "{alg}"
         );
     }
@@ -353,20 +408,26 @@ async fn jwk_must_be_public() {
         jwk[member] = json!("AAAA");
         assert_eq!(
             f.get(&f.proof().header("jwk", jwk).sign()).await,
-            proof_err("jwk contains private or symmetric key material"),
+            proof_err(
+                ErrorKind::ProofKey,
+                "jwk contains private or symmetric key material"
+            ),
             "{member}"
         );
     }
     assert_eq!(
         f.get(&f.proof().without_header("jwk").sign()).await,
-        proof_err("proof header has no jwk")
+        proof_err(ErrorKind::ProofKey, "proof header has no jwk")
     );
     let g = Fixture::with(Algorithm::RS256, |b| b);
     let mut jwk = g.client.public_jwk().clone();
     jwk["d"] = json!("AAAA");
     assert_eq!(
         g.get(&g.proof().header("jwk", jwk).sign()).await,
-        proof_err("jwk contains private or symmetric key material")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk contains private or symmetric key material"
+        )
     );
 }
 
@@ -400,7 +461,10 @@ async fn rsa_jwk_must_be_minimal() {
         .sign();
     assert_eq!(
         g.send(Method::GET, "/api/me", &token, &proof).await,
-        proof_err("jwk RSA n or e has a leading zero octet (not minimal)")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk RSA n or e has a leading zero octet (not minimal)"
+        )
     );
 }
 
@@ -414,11 +478,17 @@ async fn a_cached_key_does_not_skip_the_jwk_checks() {
     private["d"] = json!("AAAA");
     assert_eq!(
         f.get(&f.proof().header("jwk", private).sign()).await,
-        proof_err("jwk contains private or symmetric key material")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk contains private or symmetric key material"
+        )
     );
     assert_eq!(
         f.get(&f.proof().header("alg", json!("ES384")).sign()).await,
-        proof_err("proof alg does not match the jwk key type or curve")
+        proof_err(
+            ErrorKind::ProofAlgorithm,
+            "proof alg does not match the jwk key type or curve"
+        )
     );
     // Another text of the same key (an extra member): same thumbprint, so still bound.
     let mut with_kid = f.client.public_jwk().clone();
@@ -437,7 +507,7 @@ async fn signature_must_verify_with_the_jwk() {
     let forged = f.forged_by(&ClientKey::generate(Algorithm::ES256));
     assert_eq!(
         f.get(&forged).await,
-        proof_err("proof signature is invalid")
+        proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
     );
     // A valid proof whose claims were changed after signing.
     let good = f.proof().sign();
@@ -452,11 +522,14 @@ async fn signature_must_verify_with_the_jwk() {
     parts[1] = changed.split('.').nth(1).unwrap().to_owned();
     assert_eq!(
         f.get(&parts.join(".")).await,
-        proof_err("proof signature is invalid")
+        proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
     );
     // A truncated signature.
     let short = format!("{}.{}.AAAA", parts[0], changed.split('.').nth(1).unwrap());
-    assert_eq!(f.get(&short).await, proof_err("proof signature is invalid"));
+    assert_eq!(
+        f.get(&short).await,
+        proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
+    );
 }
 
 #[tokio::test]
@@ -472,7 +545,7 @@ async fn required_claims_present_and_typed() {
         };
         assert_eq!(
             f.get(&f.proof().without_claim(claim).sign()).await,
-            proof_err(reason),
+            proof_err(ErrorKind::ProofMalformed, reason),
             "{claim}"
         );
     }
@@ -485,22 +558,22 @@ async fn required_claims_present_and_typed() {
     ] {
         assert_eq!(
             f.get(&f.proof().claim(claim, value.clone()).sign()).await,
-            proof_err(mistyped),
+            proof_err(ErrorKind::ProofMalformed, mistyped),
             "{claim}={value}"
         );
     }
     // A null claim counts as absent.
     assert_eq!(
         f.get(&f.proof().claim("htu", json!(null)).sign()).await,
-        proof_err("proof has no htu")
+        proof_err(ErrorKind::ProofMalformed, "proof has no htu")
     );
     assert_eq!(
         f.get(&f.proof().jti("").sign()).await,
-        proof_err("proof jti is empty or too long")
+        proof_err(ErrorKind::ProofMalformed, "proof jti is empty or too long")
     );
     assert_eq!(
         f.get(&f.proof().jti(&"j".repeat(257)).sign()).await,
-        proof_err("proof jti is empty or too long")
+        proof_err(ErrorKind::ProofMalformed, "proof jti is empty or too long")
     );
     // 256 bytes is the longest jti accepted.
     assert_eq!(f.get(&f.proof().jti(&"j".repeat(256)).sign()).await, Ok(()));
@@ -517,7 +590,10 @@ async fn htm_must_equal_the_method_exactly() {
         .sign();
     assert_eq!(
         f.get(&lower).await,
-        proof_err("htm does not match the request method")
+        proof_err(
+            ErrorKind::ProofMethod,
+            "htm does not match the request method"
+        )
     );
     let post = f
         .client
@@ -527,7 +603,10 @@ async fn htm_must_equal_the_method_exactly() {
         .sign();
     assert_eq!(
         f.get(&post).await,
-        proof_err("htm does not match the request method")
+        proof_err(
+            ErrorKind::ProofMethod,
+            "htm does not match the request method"
+        )
     );
     let post_ok = f
         .client
@@ -577,7 +656,7 @@ async fn htu_must_match_the_public_origin_and_path() {
     for htu in rejected {
         assert_eq!(
             f.get(&with(htu)).await,
-            proof_err("htu does not match the request URI"),
+            proof_err(ErrorKind::ProofUri, "htu does not match the request URI"),
             "{htu}"
         );
     }
@@ -590,7 +669,7 @@ async fn htu_must_match_the_public_origin_and_path() {
     assert_eq!(
         f.send(Method::GET, "/api/x/../me", &f.token, &with(URL))
             .await,
-        proof_err("htu does not match the request URI")
+        proof_err(ErrorKind::ProofUri, "htu does not match the request URI")
     );
 }
 
@@ -614,7 +693,7 @@ async fn htu_never_comes_from_the_host_header() {
             .verify(&Method::GET, "/api/me", &h)
             .await
             .unwrap_err(),
-        Error::InvalidProof("htu does not match the request URI")
+        Error::new(ErrorKind::ProofUri, "htu does not match the request URI")
     );
 }
 
@@ -640,12 +719,12 @@ async fn iat_window_boundaries() {
     assert_eq!(f.get(&f.proof().iat(T0 - 60).sign()).await, Ok(()));
     assert_eq!(
         f.get(&f.proof().iat(T0 - 61).sign()).await,
-        proof_err("proof iat is too old")
+        proof_err(ErrorKind::ProofTooOld, "proof iat is too old")
     );
     assert_eq!(f.get(&f.proof().iat(T0 + 5).sign()).await, Ok(()));
     assert_eq!(
         f.get(&f.proof().iat(T0 + 6).sign()).await,
-        proof_err("proof iat is in the future")
+        proof_err(ErrorKind::ProofFromTheFuture, "proof iat is in the future")
     );
     // Configured windows.
     let g = Fixture::with(Algorithm::ES256, |b| {
@@ -654,17 +733,20 @@ async fn iat_window_boundaries() {
     });
     assert_eq!(
         g.get(&g.proof().iat(T0 - 11).sign()).await,
-        proof_err("proof iat is too old")
+        proof_err(ErrorKind::ProofTooOld, "proof iat is too old")
     );
     assert_eq!(
         g.get(&g.proof().iat(T0 + 1).sign()).await,
-        proof_err("proof iat is in the future")
+        proof_err(ErrorKind::ProofFromTheFuture, "proof iat is in the future")
     );
     assert_eq!(g.get(&g.proof().iat(T0 - 10).sign()).await, Ok(()));
     // Moving the clock makes a once-fresh proof stale.
     let proof = f.proof().sign();
     f.clock.advance(Duration::from_secs(61));
-    assert_eq!(f.get(&proof).await, proof_err("proof iat is too old"));
+    assert_eq!(
+        f.get(&proof).await,
+        proof_err(ErrorKind::ProofTooOld, "proof iat is too old")
+    );
 }
 
 #[tokio::test]
@@ -679,12 +761,18 @@ async fn ath_must_be_the_token_hash() {
         .sign();
     assert_eq!(
         f.get(&for_other).await,
-        proof_err("ath does not match the access token")
+        proof_err(
+            ErrorKind::ProofTokenHash,
+            "ath does not match the access token"
+        )
     );
     assert_eq!(
         f.get(&f.proof().claim("ath", json!("not-a-hash")).sign())
             .await,
-        proof_err("ath does not match the access token")
+        proof_err(
+            ErrorKind::ProofTokenHash,
+            "ath does not match the access token"
+        )
     );
     // The same hash in standard base64 (with padding) is not base64url.
     let std_b64 = base64::Engine::encode(
@@ -693,7 +781,10 @@ async fn ath_must_be_the_token_hash() {
     );
     assert_eq!(
         f.get(&f.proof().claim("ath", json!(std_b64)).sign()).await,
-        proof_err("ath does not match the access token")
+        proof_err(
+            ErrorKind::ProofTokenHash,
+            "ath does not match the access token"
+        )
     );
 }
 
@@ -712,7 +803,10 @@ async fn token_must_be_bound_to_the_proof_key() {
     };
     assert_eq!(
         f.get(&stolen()).await,
-        Err(Error::InvalidToken("Invalid DPoP key binding".into()))
+        Err(Error::new(
+            ErrorKind::TokenKeyMismatch,
+            "Invalid DPoP key binding"
+        ))
     );
     // Still refused once the layer knows the thief's key (cached after a valid request with
     // the thief's own token): a cached key skips parsing, never the binding.
@@ -728,7 +822,10 @@ async fn token_must_be_bound_to_the_proof_key() {
     );
     assert_eq!(
         f.get(&stolen()).await,
-        Err(Error::InvalidToken("Invalid DPoP key binding".into()))
+        Err(Error::new(
+            ErrorKind::TokenKeyMismatch,
+            "Invalid DPoP key binding"
+        ))
     );
 }
 
@@ -743,11 +840,14 @@ async fn a_token_remembering_its_key_still_refuses_other_keys() {
     let own = thief.proof("GET", URL).access_token(&f.token).iat(T0);
     assert_eq!(
         f.get(&own.sign()).await,
-        Err(Error::InvalidToken("Invalid DPoP key binding".into()))
+        Err(Error::new(
+            ErrorKind::TokenKeyMismatch,
+            "Invalid DPoP key binding"
+        ))
     );
     assert_eq!(
         f.get(&f.forged_by(&thief)).await,
-        proof_err("proof signature is invalid")
+        proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
     );
     assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
 }
@@ -764,8 +864,9 @@ async fn token_without_cnf_jkt_is_refused_under_dpop() {
         .sign();
     assert_eq!(
         f.send(Method::GET, "/api/me", &unbound, &proof).await,
-        Err(Error::InvalidToken(
-            "access token is not DPoP-bound (no cnf.jkt)".into()
+        Err(Error::new(
+            ErrorKind::TokenNotBound,
+            "access token is not DPoP-bound (no cnf.jkt)"
         ))
     );
 }
@@ -821,7 +922,7 @@ async fn token_validity() {
             .sign();
         assert_eq!(
             f.send(Method::GET, "/api/me", &token, &proof).await,
-            Err(Error::InvalidToken(reason.into())),
+            Err(Error::new(token_kind(reason), reason)),
             "{name}"
         );
     }
@@ -867,8 +968,9 @@ async fn token_with_unsigned_or_mac_alg_is_refused() {
             .sign();
         assert_eq!(
             f.send(Method::GET, "/api/me", &token, &proof).await,
-            Err(Error::InvalidToken(
-                "access token alg is not accepted".into()
+            Err(Error::new(
+                ErrorKind::TokenInvalid,
+                "access token alg is not accepted"
             )),
             "{alg}"
         );
@@ -925,7 +1027,10 @@ async fn token_is_validated_once_and_expires_from_the_cache() {
     let late = f.proof().iat(T0 + 30).sign();
     assert_eq!(
         f.get(&late).await,
-        Err(Error::InvalidToken("access token has expired".into()))
+        Err(Error::new(
+            ErrorKind::TokenExpired,
+            "access token has expired"
+        ))
     );
     // A refused token is remembered for `refused_token_cache_ttl` (5 s): sent again in that
     // time it is refused without asking the validator; after it, the validator is asked again.
@@ -936,14 +1041,14 @@ async fn token_is_validated_once_and_expires_from_the_cache() {
         async move { f.send(Method::GET, "/api/me", bad, &proof).await }
     };
     for _ in 0..3 {
-        assert!(send_bad(T0 + 30).await.unwrap_err().is_invalid_token());
+        assert!(send_bad(T0 + 30).await.unwrap_err().kind() == ErrorKind::TokenInvalid);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     f.clock.advance(Duration::from_millis(4_999));
-    assert!(send_bad(T0 + 34).await.unwrap_err().is_invalid_token());
+    assert!(send_bad(T0 + 34).await.unwrap_err().kind() == ErrorKind::TokenInvalid);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     f.clock.advance(Duration::from_millis(1));
-    assert!(send_bad(T0 + 35).await.unwrap_err().is_invalid_token());
+    assert!(send_bad(T0 + 35).await.unwrap_err().kind() == ErrorKind::TokenInvalid);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
 
@@ -962,8 +1067,9 @@ async fn token_validator_that_cannot_answer_fails_closed() {
     let f = Fixture::with(Algorithm::ES256, |b| b.token_validator(Unavailable));
     assert_eq!(
         f.get(&f.proof().sign()).await,
-        Err(Error::Unavailable(
-            "access token validation is unavailable".into()
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "access token validation is unavailable"
         ))
     );
 }
@@ -975,11 +1081,14 @@ async fn jti_is_accepted_once_per_key() {
     let f = Fixture::new();
     let proof = f.proof().jti("same").sign();
     assert_eq!(f.get(&proof).await, Ok(()));
-    assert_eq!(f.get(&proof).await, proof_err("proof jti was already used"));
+    assert_eq!(
+        f.get(&proof).await,
+        proof_err(ErrorKind::ProofReplayed, "proof jti was already used")
+    );
     // A new proof reusing the jti is a replay too (same key).
     assert_eq!(
         f.get(&f.proof().jti("same").iat(T0 - 1).sign()).await,
-        proof_err("proof jti was already used")
+        proof_err(ErrorKind::ProofReplayed, "proof jti was already used")
     );
     // Another key may use the same jti.
     let other = ClientKey::generate(Algorithm::ES256);
@@ -1028,7 +1137,7 @@ async fn replay_store_is_asked_only_after_the_signature_verified() {
     for _ in 0..10 {
         assert_eq!(
             f.get(&forged).await,
-            proof_err("proof signature is invalid")
+            proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
         );
     }
     assert_eq!(
@@ -1066,7 +1175,10 @@ async fn replay_store_failure_fails_closed() {
     let f = Fixture::with(Algorithm::ES256, |b| b.replay_store(store.clone()));
     assert_eq!(
         f.get(&f.proof().sign()).await,
-        Err(Error::Unavailable("replay store is unavailable".into()))
+        Err(Error::new(
+            ErrorKind::Unavailable,
+            "replay store is unavailable"
+        ))
     );
 }
 
@@ -1080,7 +1192,7 @@ async fn full_memory_store_fails_closed() {
     assert_eq!(f.get(&f.proof().sign()).await, Ok(()));
     assert_eq!(
         f.get(&f.proof().sign()).await,
-        Err(Error::Unavailable("replay cache is full".into()))
+        Err(Error::new(ErrorKind::Unavailable, "replay cache is full"))
     );
 }
 
@@ -1178,7 +1290,7 @@ async fn small_order_ed25519_keys_are_refused_at_import() {
     let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x});
     assert_eq!(
         hostile_key("EdDSA", jwk).await,
-        proof_err("jwk is a small-order Ed25519 key")
+        proof_err(ErrorKind::ProofKey, "jwk is a small-order Ed25519 key")
     );
 }
 
@@ -1191,7 +1303,10 @@ async fn rsa_exponent_must_be_odd_and_at_least_three() {
         jwk["e"] = json!(e);
         assert_eq!(
             hostile_key("RS256", jwk).await,
-            proof_err("jwk RSA exponent must be odd and at least 3"),
+            proof_err(
+                ErrorKind::ProofKey,
+                "jwk RSA exponent must be odd and at least 3"
+            ),
             "e={e}"
         );
     }
@@ -1200,7 +1315,10 @@ async fn rsa_exponent_must_be_odd_and_at_least_three() {
     jwk["e"] = json!("AAE");
     assert_eq!(
         hostile_key("RS256", jwk).await,
-        proof_err("jwk RSA n or e has a leading zero octet (not minimal)")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk RSA n or e has a leading zero octet (not minimal)"
+        )
     );
     // 3 and 65537 pass the exponent check; these proofs then fail on their signature (the
     // proof is signed by another key).
@@ -1209,7 +1327,7 @@ async fn rsa_exponent_must_be_odd_and_at_least_three() {
         jwk["e"] = json!(e);
         assert_eq!(
             hostile_key("RS256", jwk).await,
-            proof_err("proof signature is invalid"),
+            proof_err(ErrorKind::ProofSignature, "proof signature is invalid"),
             "e={e}"
         );
     }
@@ -1222,7 +1340,10 @@ async fn token_size_is_checked_before_anything_reads_it() {
     assert_eq!(
         f.send(Method::GET, "/api/me", &huge, &f.proof().sign())
             .await,
-        Err(Error::InvalidToken("access token is too large".into()))
+        Err(Error::new(
+            ErrorKind::TokenTooLarge,
+            "access token is too large"
+        ))
     );
     // Within the limit (the header may be 16 bytes longer than the token limit, for the scheme
     // and spaces), the token reaches validation (and fails there as a non-JWT).
@@ -1235,8 +1356,9 @@ async fn token_size_is_checked_before_anything_reads_it() {
         .sign();
     assert_eq!(
         f.send(Method::GET, "/api/me", &fits, &proof).await,
-        Err(Error::InvalidToken(
-            "access token is not a signed JWT".into()
+        Err(Error::new(
+            ErrorKind::TokenInvalid,
+            "access token is not a signed JWT"
         ))
     );
 }
@@ -1254,7 +1376,10 @@ async fn rsa_modulus_must_have_2048_to_4096_bits() {
     ));
     assert_eq!(
         hostile_key("RS256", jwk).await,
-        proof_err("jwk RSA modulus must be 2048 to 4096 bits")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk RSA modulus must be 2048 to 4096 bits"
+        )
     );
     // The upper end: 4096 bits in 512 octets is accepted (this proof then fails on its
     // signature, made by another key); the same with a leading zero octet, 4104 bits in 513
@@ -1269,23 +1394,32 @@ async fn rsa_modulus_must_have_2048_to_4096_bits() {
     };
     assert_eq!(
         hostile_key("RS256", with_n(vec![0xff; 512])).await,
-        proof_err("proof signature is invalid")
+        proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
     );
     let mut n4096 = vec![0u8];
     n4096.extend([0xffu8; 512]);
     assert_eq!(
         hostile_key("RS256", with_n(n4096)).await,
-        proof_err("jwk RSA modulus is too small, too large or malformed")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk RSA modulus is too small, too large or malformed"
+        )
     );
     assert_eq!(
         hostile_key("RS256", with_n(vec![0xff; 513])).await,
-        proof_err("jwk RSA modulus is too small, too large or malformed")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk RSA modulus is too small, too large or malformed"
+        )
     );
     let mut n514 = vec![0u8, 0];
     n514.extend([0xffu8; 512]);
     assert_eq!(
         hostile_key("RS256", with_n(n514)).await,
-        proof_err("jwk RSA modulus is too small, too large or malformed")
+        proof_err(
+            ErrorKind::ProofKey,
+            "jwk RSA modulus is too small, too large or malformed"
+        )
     );
 }
 
@@ -1313,7 +1447,7 @@ async fn access_token_typ_and_crit_are_checked() {
             .sign();
         assert_eq!(
             f.send(Method::GET, "/api/me", &token, &proof).await,
-            Err(Error::InvalidToken(reason.into())),
+            Err(Error::new(token_kind(reason), reason)),
             "{header}"
         );
     }
@@ -1365,12 +1499,15 @@ async fn ed448_proofs_verify_and_tampered_ones_do_not() {
             std::str::from_utf8(&tampered).unwrap()
         )
         .await,
-        proof_err("proof signature is invalid")
+        proof_err(ErrorKind::ProofSignature, "proof signature is invalid")
     );
     // The fully-specified `Ed25519` name does not fit an Ed448 key.
     assert_eq!(
         f.send(Method::GET, "/api/me", &token, &sign("Ed25519", "c"))
             .await,
-        proof_err("proof alg does not match the jwk key type or curve")
+        proof_err(
+            ErrorKind::ProofAlgorithm,
+            "proof alg does not match the jwk key type or curve"
+        )
     );
 }

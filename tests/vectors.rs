@@ -9,7 +9,7 @@ use tower_dpop::clock::ManualClock;
 use tower_dpop::thumbprint::jwk_thumbprint;
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
-use tower_dpop::{DpopLayer, Error};
+use tower_dpop::{DpopLayer, Error, ErrorKind};
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -112,7 +112,7 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
             .verify(&Method::GET, "/protectedresource", &h)
             .await
             .unwrap_err(),
-        Error::InvalidProof("proof jti was already used")
+        Error::new(ErrorKind::ProofReplayed, "proof jti was already used")
     );
 
     let cases: [(&str, Method, &str, HeaderMap, u64, Error); 5] = [
@@ -122,7 +122,10 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
             "/protectedresource",
             h.clone(),
             iat,
-            Error::InvalidProof("htm does not match the request method"),
+            Error::new(
+                ErrorKind::ProofMethod,
+                "htm does not match the request method",
+            ),
         ),
         (
             "other path",
@@ -130,7 +133,7 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
             "/other",
             h.clone(),
             iat,
-            Error::InvalidProof("htu does not match the request URI"),
+            Error::new(ErrorKind::ProofUri, "htu does not match the request URI"),
         ),
         (
             "too late",
@@ -138,7 +141,7 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
             "/protectedresource",
             h.clone(),
             iat + 61,
-            Error::InvalidProof("proof iat is too old"),
+            Error::new(ErrorKind::ProofTooOld, "proof iat is too old"),
         ),
         (
             "too early",
@@ -146,7 +149,7 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
             "/protectedresource",
             h.clone(),
             iat - 6,
-            Error::InvalidProof("proof iat is in the future"),
+            Error::new(ErrorKind::ProofFromTheFuture, "proof iat is in the future"),
         ),
         (
             "forged signature",
@@ -154,7 +157,7 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
             "/protectedresource",
             headers(RFC_TOKEN, &flip_signature(proof)),
             iat,
-            Error::InvalidProof("proof signature is invalid"),
+            Error::new(ErrorKind::ProofSignature, "proof signature is invalid"),
         ),
     ];
     for (name, method, path, h, now, expected) in cases {
@@ -181,7 +184,7 @@ async fn rfc9449_figure_2_token_request_proof_is_refused_by_a_resource_server() 
     let h = headers(RFC_TOKEN, p["proof"].as_str().unwrap());
     assert_eq!(
         layer.verify(&Method::POST, "/token", &h).await.unwrap_err(),
-        Error::InvalidProof("proof has no ath")
+        Error::new(ErrorKind::ProofMalformed, "proof has no ath")
     );
 }
 
@@ -324,7 +327,10 @@ async fn independent_proofs_are_rejected_when_tampered_or_misused() {
             let layer = independent_layer(&v, &ManualClock::at_unix(at));
             let err = layer.verify(&m, p, &h).await.unwrap_err();
             assert!(
-                err.is_invalid_proof() || err.is_invalid_token(),
+                matches!(
+                    err.error_code(),
+                    Some("invalid_dpop_proof" | "invalid_token")
+                ),
                 "{name} / {what}: {err:?}"
             );
         }

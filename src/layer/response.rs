@@ -5,7 +5,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 
 use crate::config::DpopConfig;
-use crate::error::{sanitize_description, Error};
+use crate::error::{sanitize_description, Error, ErrorKind, Scheme};
 
 /// The `WWW-Authenticate` value for `error` (RFC 9449 sections 7.1 and 7.2, RFC 6750 section 3).
 ///
@@ -13,7 +13,10 @@ use crate::error::{sanitize_description, Error};
 /// challenge of the scheme the client used (RFC 9449 section 7.2).
 pub(crate) fn challenge(error: &Error, config: &DpopConfig) -> Option<String> {
     // Neither is about credentials: the client's are fine, or were not looked at.
-    if matches!(error, Error::Unavailable(_) | Error::KeyQuotaExceeded(_)) {
+    if matches!(
+        error.kind(),
+        ErrorKind::Unavailable | ErrorKind::KeyQuotaExceeded
+    ) {
         return None;
     }
     let mut bearer: Vec<String> = Vec::new();
@@ -23,7 +26,7 @@ pub(crate) fn challenge(error: &Error, config: &DpopConfig) -> Option<String> {
             "error=\"{code}\", error_description=\"{}\"",
             sanitize_description(error.description())
         );
-        if matches!(error, Error::InvalidBearerToken(_)) {
+        if error.scheme() == Scheme::Bearer {
             bearer.push(params);
         } else {
             dpop.push(params);
@@ -76,11 +79,11 @@ fn default_body(error: &Error) -> serde_json::Value {
             "error": code,
             "error_description": error.description(),
         }),
-        None if matches!(error, Error::Unavailable(_)) => serde_json::json!({
+        None if error.kind() == ErrorKind::Unavailable => serde_json::json!({
             "error": "temporarily_unavailable",
             "error_description": error.description(),
         }),
-        None if matches!(error, Error::KeyQuotaExceeded(_)) => serde_json::json!({
+        None if error.kind() == ErrorKind::KeyQuotaExceeded => serde_json::json!({
             "error": "too_many_requests",
             "error_description": error.description(),
         }),
@@ -96,7 +99,7 @@ pub(crate) fn reject<B: From<Bytes>>(
     config: &DpopConfig,
     nonce_required: bool,
 ) -> Response<B> {
-    let nonce = matches!(error, Error::UseNonce(_))
+    let nonce = error.error_code() == Some("use_dpop_nonce")
         || (nonce_required && error.status() == http::StatusCode::UNAUTHORIZED);
     let mut response = rejection(error, config);
     if nonce {
@@ -123,7 +126,7 @@ fn rejection<B: From<Bytes>>(error: Error, config: &DpopConfig) -> Response<B> {
     if let Some(value) = challenge(&error, config).and_then(|c| HeaderValue::try_from(c).ok()) {
         headers.insert(WWW_AUTHENTICATE, value);
     }
-    if let Error::KeyQuotaExceeded(wait) = &error {
+    if let Some(wait) = error.retry_after() {
         let secs = wait.as_millis().div_ceil(1000).max(1);
         headers.insert(
             RETRY_AFTER,

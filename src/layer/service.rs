@@ -10,7 +10,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::config::DpopConfig;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::verify::{authenticate_from, Authenticated};
 
 /// The future returned by [`Dpop`].
@@ -46,12 +46,12 @@ fn log_rejection(
     let status = error.status().as_u16();
     let code = error.error_code().unwrap_or("none");
     let reason = error.description();
-    let level = match error {
-        Error::Unavailable(_) => {
+    let level = match error.kind() {
+        ErrorKind::Unavailable => {
             tracing::warn!(target: "tower_dpop", parent: span, outcome = "unavailable", status, reason, %method, path = %path, "DPoP request refused");
             return;
         }
-        Error::MissingCredentials => tracing::Level::DEBUG,
+        ErrorKind::MissingCredentials => tracing::Level::DEBUG,
         _ => level,
     };
     // The level of an event is fixed at its call site: one call site per level.
