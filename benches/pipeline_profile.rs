@@ -58,7 +58,9 @@ fn main() {
         for proof in &pool {
             // Freshly written header bytes, as hyper hands them over (see benches/verify.rs).
             let headers = dpop_headers(&token, proof);
-            let r = futures::executor::block_on(layer.verify(&Method::GET, "/api/me", &headers));
+            let r = futures::executor::block_on(layer.authenticate(
+                &tower_dpop::testing::request_parts(&Method::GET, "/api/me", &headers),
+            ));
             ok += usize::from(r.is_ok());
         }
         assert_eq!(ok, n, "every request verifies");

@@ -80,7 +80,11 @@ impl Setup {
 
     fn send(&self, headers: &HeaderMap) -> Result<(), Error> {
         self.rt
-            .block_on(self.layer.verify(&Method::GET, "/r", headers))
+            .block_on(self.layer.authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/r",
+                headers,
+            )))
             .map(|_| ())
     }
 

@@ -9,9 +9,9 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::authenticated::Authenticated;
 use crate::proof::ProofClaims;
 use crate::thumbprint::Thumbprint;
-use crate::verify::{Anonymous, BearerRequest, VerifiedRequest};
 
 /// The verified access-token claims (deserialized into `T`), the key thumbprint and the
 /// proof's claims of a request that passed [`DpopLayer`](crate::DpopLayer).
@@ -79,11 +79,8 @@ impl DpopAuthRejection {
     fn new(reason: Reason, parts: &Parts) -> Self {
         let layer = parts.extensions.get::<crate::layer::Installed>().cloned();
         let nonce_required = layer.as_ref().is_some_and(|l| {
-            let path = parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .map_or_else(|| parts.uri.path(), |o| o.0.path());
-            l.0.nonce_required(&parts.method, path, &parts.headers)
+            let uri = crate::layer::request_uri(parts);
+            l.0.nonce_required(&parts.method, uri.path(), &parts.headers)
                 .is_some()
         });
         Self {
@@ -189,13 +186,15 @@ where
     type Rejection = DpopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(verified) = parts.extensions.get::<VerifiedRequest>() else {
-            let reason = if parts.extensions.get::<BearerRequest>().is_some() {
-                Reason::NotDpop
-            } else {
-                missing(parts)
-            };
-            return Err(DpopAuthRejection::new(reason, parts));
+        let verified = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated::Dpop(verified)) => verified,
+            Some(Authenticated::Bearer(_)) => {
+                return Err(DpopAuthRejection::new(Reason::NotDpop, parts))
+            }
+            Some(Authenticated::Anonymous) => {
+                return Err(DpopAuthRejection::new(Reason::Anonymous, parts))
+            }
+            None => return Err(DpopAuthRejection::new(Reason::MissingLayer, parts)),
         };
         let claims = T::deserialize(verified.token().claims())
             .map_err(|e| DpopAuthRejection::new(Reason::InvalidClaims(e), parts))?;
@@ -226,25 +225,17 @@ where
     type Rejection = DpopAuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let (token, jkt) = if let Some(v) = parts.extensions.get::<VerifiedRequest>() {
-            (v.token(), Some(*v.jkt()))
-        } else if let Some(b) = parts.extensions.get::<BearerRequest>() {
-            (b.token(), None)
-        } else {
-            return Err(DpopAuthRejection::new(missing(parts), parts));
+        let (token, jkt) = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated::Dpop(v)) => (v.token(), Some(*v.jkt())),
+            Some(Authenticated::Bearer(b)) => (b.token(), None),
+            Some(Authenticated::Anonymous) => {
+                return Err(DpopAuthRejection::new(Reason::Anonymous, parts))
+            }
+            None => return Err(DpopAuthRejection::new(Reason::MissingLayer, parts)),
         };
         let claims = T::deserialize(token.claims())
             .map_err(|e| DpopAuthRejection::new(Reason::InvalidClaims(e), parts))?;
         Ok(Self { claims, jkt })
-    }
-}
-
-/// No verified request: an anonymous one the layer let through, or no layer at all.
-fn missing(parts: &Parts) -> Reason {
-    if parts.extensions.get::<Anonymous>().is_some() {
-        Reason::Anonymous
-    } else {
-        Reason::MissingLayer
     }
 }
 
@@ -264,7 +255,10 @@ macro_rules! optional_when_anonymous {
                 parts: &mut Parts,
                 state: &S,
             ) -> Result<Option<Self>, Self::Rejection> {
-                if parts.extensions.get::<Anonymous>().is_some() {
+                if matches!(
+                    parts.extensions.get::<Authenticated>(),
+                    Some(Authenticated::Anonymous)
+                ) {
                     return Ok(None);
                 }
                 <Self as FromRequestParts<S>>::from_request_parts(parts, state)

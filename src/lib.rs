@@ -9,6 +9,7 @@
 //! `WWW-Authenticate: DPoP` challenge; [`DpopAuth`] hands handlers the verified claims.
 //!
 //! ```
+//! # #[cfg(feature = "axum")] mod example {
 //! use axum::{routing::get, Router};
 //! use tower_dpop::{token::jwt::JwtValidator, DpopAuth, DpopLayer};
 //!
@@ -16,7 +17,7 @@
 //!     format!("hello {}", auth.claims["sub"])
 //! }
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # pub fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
 //!   "x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
 //!   "y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}]}"#;
@@ -34,6 +35,11 @@
 //! let app: Router = Router::new().route("/me", get(me)).route_layer(layer);
 //! # let _ = app;
 //! # Ok(())
+//! # }
+//! # }
+//! # fn main() {
+//! #     #[cfg(feature = "axum")]
+//! #     example::main().unwrap();
 //! # }
 //! ```
 //!
@@ -75,19 +81,23 @@
 )]
 
 pub mod algorithm;
+mod authenticated;
+#[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod bench_support;
 mod charset;
 pub mod clock;
 pub mod config;
 mod error;
+#[cfg(feature = "axum")]
 pub mod extract;
 /// Guides, from the repository's `docs/` folder; their code blocks run as doctests.
-#[cfg(any(doc, doctest))]
+#[cfg(all(any(doc, doctest), feature = "axum"))]
 pub mod guides {
     #[doc = include_str!("../docs/layers.md")]
     pub mod layers {}
 }
+pub mod header;
 #[cfg(any(feature = "jwks-fetch", feature = "introspection"))]
 mod http_fetch;
 pub mod htu;
@@ -100,16 +110,19 @@ pub mod nonce;
 pub mod proof;
 pub mod proxy;
 pub mod replay;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod thumbprint;
 pub mod token;
 mod verify;
 
 pub use algorithm::Algorithm;
+/// The `async_trait` attribute, for implementing [`TokenValidator`](token::TokenValidator) and
+/// [`ReplayStore`](replay::ReplayStore) without a dependency of your own.
+pub use async_trait::async_trait;
+pub use authenticated::{Authenticated, BearerRequest, VerifiedRequest};
 pub use config::{DpopConfig, DpopLayerBuilder};
 pub use error::{ConfigError, Error, ErrorKind, Scheme};
+#[cfg(feature = "axum")]
 pub use extract::{DpopAuth, DpopAuthRejection, TokenAuth};
 pub use layer::{Dpop, DpopLayer};
-pub use verify::{
-    authenticate, verify_request, Anonymous, Authenticated, BearerRequest, VerifiedRequest, DPOP,
-};

@@ -1,11 +1,12 @@
 //! OAuth 2.0 Protected Resource Metadata (RFC 9728), generated from the layer's configuration.
 //!
 //! ```
+//! # #[cfg(feature = "axum")] mod example {
 //! use axum::Router;
 //! use tower_dpop::metadata::ProtectedResourceMetadata;
 //! use tower_dpop::{token::jwt::JwtValidator, DpopLayer};
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # pub fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
 //! #   "x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
 //! #   "y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"}]}"#;
@@ -25,10 +26,16 @@
 //! # let _ = app;
 //! # Ok(())
 //! # }
+//! # }
+//! # fn main() {
+//! #     #[cfg(feature = "axum")]
+//! #     example::main().unwrap();
+//! # }
 //! ```
 
-use axum::routing::get;
-use axum::Router;
+#[cfg(feature = "axum")]
+use axum::{routing::get, Router};
+use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use serde_json::{json, Value};
 
@@ -119,8 +126,20 @@ impl ProtectedResourceMetadata {
         doc
     }
 
+    /// The document as an HTTP response (`200`, `application/json`), for any framework: serve
+    /// it at [`WELL_KNOWN_PATH`], outside the DPoP layer.
+    pub fn response<B: From<Bytes>>(&self) -> http::Response<B> {
+        let mut response = http::Response::new(B::from(Bytes::from(self.to_json().to_string())));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
     /// A router serving the document at [`WELL_KNOWN_PATH`] (unauthenticated: merge it
     /// outside the DPoP layer).
+    #[cfg(feature = "axum")]
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let doc = self.to_json().to_string();
         Router::new().route(

@@ -44,7 +44,7 @@ pub fn ath(token: &str) -> String {
 }
 
 /// The request headers of a DPoP request: `Authorization: DPoP <token>` and `DPoP: <proof>`,
-/// e.g. for [`DpopLayer::verify`](crate::DpopLayer::verify).
+/// e.g. for [`request_parts`] and [`DpopLayer::authenticate`](crate::DpopLayer::authenticate).
 ///
 /// # Panics
 /// If `token` or `proof` is not a valid header value (they are test inputs).
@@ -56,7 +56,7 @@ pub fn dpop_headers(token: &str, proof: &str) -> http::HeaderMap {
         http::HeaderValue::from_str(&format!("DPoP {token}")).expect("token is a header value"),
     );
     headers.insert(
-        &crate::verify::DPOP,
+        &crate::header::DPOP,
         http::HeaderValue::from_str(proof).expect("proof is a header value"),
     );
     headers
@@ -381,4 +381,22 @@ impl TestIssuer {
             "cnf": { "jkt": jkt },
         }))
     }
+}
+
+/// The head of a request for `path` (a path, or an absolute URL) with this method and these
+/// headers, to hand to [`DpopLayer::authenticate`](crate::DpopLayer::authenticate).
+///
+/// # Panics
+/// When `path` is not a valid URI.
+#[must_use]
+pub fn request_parts(
+    method: &http::Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> http::request::Parts {
+    let mut request = http::Request::new(());
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = path.parse().expect("a valid request URI");
+    *request.headers_mut() = headers.clone();
+    request.into_parts().0
 }

@@ -11,96 +11,22 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::algorithm::Algorithm;
+use crate::authenticated::{Authenticated, BearerRequest, VerifiedRequest};
 use crate::charset::is_token68;
 use crate::config::DpopConfig;
 use crate::error::{sanitize_description, Error, ErrorKind};
 use crate::key::{KnownKey, VerifyingKey};
-use crate::proof::{self, ProofClaims};
+use crate::proof;
 use crate::replay::quota::QuotaError;
 use crate::replay::{ReplayError, ReplayKey, Seen};
 use crate::thumbprint::{thumbprint, Thumbprint};
 use crate::token::cache::{Cached, KeySlot};
 use crate::token::{AccessToken, TokenError};
-
-/// The `DPoP` request header.
-pub static DPOP: HeaderName = HeaderName::from_static("dpop");
-
-/// What the layer proved about a request; handed to handlers through request extensions
-/// (read it with the [`DpopAuth`](crate::extract::DpopAuth) extractor).
-#[derive(Debug, Clone)]
-pub struct VerifiedRequest {
-    token: Arc<AccessToken>,
-    jkt: Thumbprint,
-    proof: Arc<ProofClaims>,
-    alg: Algorithm,
-    /// The client's nonce is in the last third of its life: send the next one.
-    pub(crate) refresh_nonce: bool,
-}
-
-impl VerifiedRequest {
-    /// The validated access token.
-    #[must_use]
-    pub fn token(&self) -> &AccessToken {
-        &self.token
-    }
-
-    /// The thumbprint of the key that signed the proof, equal to the token's `cnf.jkt`.
-    #[must_use]
-    pub fn jkt(&self) -> &Thumbprint {
-        &self.jkt
-    }
-
-    /// The claims of the proof.
-    #[must_use]
-    pub fn proof(&self) -> &ProofClaims {
-        &self.proof
-    }
-
-    /// The algorithm the proof was signed with.
-    #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-}
-
-/// A request authenticated with a Bearer token (only when the layer accepts Bearer, and only
-/// for tokens that are not DPoP-bound). Handed to handlers through request extensions.
-#[derive(Debug, Clone)]
-pub struct BearerRequest {
-    token: Arc<AccessToken>,
-}
-
-impl BearerRequest {
-    /// The validated access token.
-    #[must_use]
-    pub fn token(&self) -> &AccessToken {
-        &self.token
-    }
-}
-
-/// Put in the request extensions when a layer that allows anonymous requests let one through
-/// without credentials; `Option<DpopAuth>` and `Option<TokenAuth>` then give `None`.
-#[derive(Debug, Clone, Copy)]
-pub struct Anonymous;
-
-/// The outcome of [`authenticate`]: a DPoP request, (when accepted) a Bearer request, or (when
-/// allowed) an anonymous one.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Authenticated {
-    /// `Authorization: DPoP` with a valid proof.
-    Dpop(VerifiedRequest),
-    /// `Authorization: Bearer` with an unbound token.
-    Bearer(BearerRequest),
-    /// No credentials at all (neither `Authorization` nor `DPoP`), on a layer that
-    /// [allows anonymous requests](crate::DpopLayerBuilder::allow_anonymous).
-    Anonymous,
-}
 
 /// The proof's key: seen before (from the cache, with its thumbprint) or new (parsed and
 /// checked, imported only if the proof is bound to the token).
@@ -224,43 +150,12 @@ fn token_error(e: TokenError) -> Error {
     }
 }
 
-/// Runs every check of RFC 9449 sections 4.3 and 7.1 on one request.
+/// Runs every check of RFC 9449 sections 4.3 and 7.1 (and 7.2 for Bearer) on one request.
 ///
-/// `path` is the request path as the client sent it (a query, if present, is ignored). A
-/// Bearer request, even when the layer accepts Bearer, is [`ErrorKind::MissingCredentials`] here:
-/// use [`authenticate`] for what the service does.
-///
-/// # Errors
-/// The first check that fails, as an [`Error`].
-pub async fn verify_request(
-    config: &DpopConfig,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-) -> Result<VerifiedRequest, Error> {
-    match authenticate(config, method, path, headers).await? {
-        Authenticated::Dpop(v) => Ok(v),
-        Authenticated::Bearer(_) | Authenticated::Anonymous => Err(missing_credentials()),
-    }
-}
-
-/// What the layer's service runs: DPoP requests through every check of [`verify_request`],
-/// and, when the layer accepts Bearer, Bearer requests with unbound tokens.
-///
-/// # Errors
-/// The first check that fails, as an [`Error`].
-pub async fn authenticate(
-    config: &DpopConfig,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-) -> Result<Authenticated, Error> {
-    authenticate_from(config, method, path, headers, None).await
-}
-
-/// [`authenticate`], with the configured public origin a trusted proxy reported, if any: the
-/// proof's `htu` must then be for that origin, not merely for any configured one.
-pub(crate) async fn authenticate_from(
+/// `path` is the request path as the client sent it (a query, if present, is ignored);
+/// `forwarded` the configured public origin a trusted proxy reported, if any: the proof's `htu`
+/// must then be for that origin, not merely for any configured one.
+pub(crate) async fn authenticate(
     config: &DpopConfig,
     method: &Method,
     path: &str,
@@ -268,7 +163,7 @@ pub(crate) async fn authenticate_from(
     forwarded: Option<&crate::htu::PublicOrigin>,
 ) -> Result<Authenticated, Error> {
     // Repeated fields are ambiguous whatever else the request holds.
-    let mut dpop_values = headers.get_all(&DPOP).iter();
+    let mut dpop_values = headers.get_all(&crate::header::DPOP).iter();
     let dpop_value = dpop_values.next();
     if dpop_values.next().is_some() {
         return Err(Error::new(
@@ -446,13 +341,13 @@ pub(crate) async fn authenticate_from(
         }
     }
 
-    Ok(Authenticated::Dpop(VerifiedRequest {
-        token: access,
-        jkt: tp,
-        proof: Arc::new(claims.to_owned_claims()),
+    Ok(Authenticated::Dpop(VerifiedRequest::new(
+        access,
+        tp,
+        Arc::new(claims.to_owned_claims()),
         alg,
         refresh_nonce,
-    }))
+    )))
 }
 
 /// At debug level, what `htu` was compared with and what the proof said, as origin and path
@@ -687,7 +582,7 @@ async fn bearer(config: &DpopConfig, token: &[u8]) -> Result<BearerRequest, Erro
         )
         .bearer());
     }
-    Ok(BearerRequest { token: access })
+    Ok(BearerRequest::new(access))
 }
 
 #[cfg(test)]
@@ -726,7 +621,14 @@ mod tests {
         let (_, signature) = other.rsplit_once('.').unwrap();
         let forged = format!("{input}.{signature}");
         let header = good.split('.').next().unwrap().as_bytes();
-        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
+        let r = authenticate(
+            config,
+            &Method::GET,
+            "/r",
+            &dpop_headers(&token, &forged),
+            None,
+        )
+        .await;
         assert_eq!(
             r.unwrap_err(),
             Error::new(ErrorKind::ProofSignature, "proof signature is invalid")
@@ -738,7 +640,14 @@ mod tests {
             assert!(cached.key.get(header).is_none(), "nor with the token");
         }
 
-        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &good)).await;
+        let r = authenticate(
+            config,
+            &Method::GET,
+            "/r",
+            &dpop_headers(&token, &good),
+            None,
+        )
+        .await;
         assert!(r.is_ok(), "{r:?}");
         let known = config.keys.get(header).expect("remembered");
         assert_eq!(known.thumbprint.to_base64url(), client.jkt());
@@ -747,7 +656,14 @@ mod tests {
         assert!(Arc::ptr_eq(with_token, &known));
 
         // The cached key still checks every signature.
-        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &forged)).await;
+        let r = authenticate(
+            config,
+            &Method::GET,
+            "/r",
+            &dpop_headers(&token, &forged),
+            None,
+        )
+        .await;
         assert_eq!(
             r.unwrap_err(),
             Error::new(ErrorKind::ProofSignature, "proof signature is invalid")
@@ -762,7 +678,14 @@ mod tests {
         let config = layer.config();
         let proof = client.proof("GET", URL).access_token(&token).iat(T0).sign();
         let header = proof.split('.').next().unwrap().as_bytes();
-        let r = verify_request(config, &Method::GET, "/r", &dpop_headers(&token, &proof)).await;
+        let r = authenticate(
+            config,
+            &Method::GET,
+            "/r",
+            &dpop_headers(&token, &proof),
+            None,
+        )
+        .await;
         assert!(r.is_ok(), "{r:?}");
         assert!(config.keys.get(header).is_none());
         let cached = config.tokens.get(token.as_bytes()).expect("token cached");

@@ -1,5 +1,6 @@
 //! Routes that serve anonymous and authenticated callers: `allow_anonymous` with
 //! `Option<DpopAuth>`, through a real server on 127.0.0.1.
+#![cfg(feature = "axum")]
 
 mod common;
 

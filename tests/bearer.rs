@@ -1,5 +1,6 @@
 //! Bearer coexistence (RFC 9449 section 7.2) and Protected Resource Metadata (RFC 9728),
 //! through a real server on 127.0.0.1.
+#![cfg(feature = "axum")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The CORS setup of `examples/browser_cors.rs`, checked through a real server: preflights pass
 //! without credentials, and DPoP's 401 exposes `WWW-Authenticate` and `DPoP-Nonce`.
+#![cfg(feature = "axum")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The extractors answer like the layer: their rejections carry the layer's challenge, its
 //! rejection body and `Cache-Control: no-store`; and the same layer applied twice verifies a
 //! request once. Through a real server on 127.0.0.1.
+#![cfg(feature = "axum")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! End to end over real HTTP: a server on 127.0.0.1 behind `DpopLayer`, a JWKS server, and
 //! reqwest as the client.
+#![cfg(all(feature = "axum", feature = "jwks-fetch"))]
 
 mod common;
 

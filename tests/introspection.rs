@@ -1,6 +1,6 @@
 //! The RFC 7662 introspection validator against an introspection endpoint served on
 //! 127.0.0.1, through `DpopLayer::verify` and through a real HTTP server.
-#![cfg(feature = "introspection")]
+#![cfg(all(feature = "axum", feature = "introspection"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -152,7 +152,11 @@ fn headers(client: &ClientKey, token: &str) -> HeaderMap {
 
 async fn verify(layer: &DpopLayer, client: &ClientKey, token: &str) -> Result<(), Error> {
     layer
-        .verify(&Method::GET, "/api/me", &headers(client, token))
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &headers(client, token),
+        ))
         .await
         .map(|_| ())
 }
@@ -164,7 +168,11 @@ async fn active_bound_token_is_accepted_and_cached() {
     let layer = layer(&endpoint, CLIENT_SECRET);
     for _ in 0..3 {
         let verified = layer
-            .verify(&Method::GET, "/api/me", &headers(&client, BOUND))
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/api/me",
+                &headers(&client, BOUND),
+            ))
             .await
             .unwrap();
         let _ = verified;

@@ -2,6 +2,7 @@
 //! behaviour the tests switch at runtime (serve, fail with 500, hang), with time driven by a
 //! `ManualClock`: one fetch at a time and one per interval, stale keys used while a refresh
 //! runs, a hard limit past which the answer is 503, and recovery.
+#![cfg(all(feature = "axum", feature = "jwks-fetch"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

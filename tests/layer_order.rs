@@ -7,6 +7,7 @@
 //!
 //! axum applies `Router::layer` and `Router::route_layer` calls so that the last one added is
 //! the outermost.
+#![cfg(feature = "axum")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

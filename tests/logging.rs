@@ -1,5 +1,6 @@
 //! Log lines of the layer: stable field names, and never a token or a proof. In its own test
 //! binary because tracing caches per-callsite interest process-wide.
+#![cfg(feature = "axum")]
 
 mod common;
 
@@ -108,11 +109,11 @@ async fn an_htu_mismatch_logs_what_was_compared() {
             .build()
             .unwrap();
         let r = layer
-            .verify(
+            .authenticate(&tower_dpop::testing::request_parts(
                 &http::Method::GET,
                 "/me",
                 &tower_dpop::testing::dpop_headers(&token, &proof),
-            )
+            ))
             .await;
         assert!(r.is_err());
     })

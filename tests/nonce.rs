@@ -1,5 +1,6 @@
 //! Server-provided nonces (RFC 9449 sections 8 and 9), with an injected clock and through a
 //! real server.
+#![cfg(feature = "axum")]
 
 use std::time::Duration;
 
@@ -91,7 +92,16 @@ async fn required_nonce_round_trip_and_expiry() {
     });
     let get = |h: HeaderMap| {
         let layer = layer.clone();
-        async move { layer.verify(&Method::GET, "/api/me", &h).await.map(|_| ()) }
+        async move {
+            layer
+                .authenticate(&tower_dpop::testing::request_parts(
+                    &Method::GET,
+                    "/api/me",
+                    &h,
+                ))
+                .await
+                .map(|_| ())
+        }
     };
     assert_eq!(
         get(w.headers(None)).await,
@@ -135,7 +145,11 @@ async fn forged_or_foreign_nonces_are_refused() {
         ("made up", "eyJ7S_zG.eyJH0-Z.HX4w-7v".to_owned()),
     ] {
         let err = layer
-            .verify(&Method::GET, "/api/me", &w.headers(Some(&nonce)))
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/api/me",
+                &w.headers(Some(&nonce)),
+            ))
             .await
             .unwrap_err();
         assert_eq!(
@@ -167,7 +181,14 @@ async fn nonce_error_only_after_the_signature_verified() {
     );
     h.insert("dpop", HeaderValue::from_str(&forged).unwrap());
     assert_eq!(
-        layer.verify(&Method::GET, "/api/me", &h).await.unwrap_err(),
+        layer
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/api/me",
+                &h
+            ))
+            .await
+            .unwrap_err(),
         Error::new(ErrorKind::ProofSignature, "proof signature is invalid")
     );
 }
@@ -187,16 +208,28 @@ async fn rotation_causes_no_rejection() {
     let old = issue(&before, T0);
     let new = issue(&after, T0);
     after
-        .verify(&Method::GET, "/api/me", &w.headers(Some(&old)))
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &w.headers(Some(&old)),
+        ))
         .await
         .unwrap();
     after
-        .verify(&Method::GET, "/api/me", &w.headers(Some(&new)))
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &w.headers(Some(&new)),
+        ))
         .await
         .unwrap();
     // The new secret signs: a layer that only knows the old one refuses it.
     assert!(before
-        .verify(&Method::GET, "/api/me", &w.headers(Some(&new)))
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &w.headers(Some(&new))
+        ))
         .await
         .is_err());
 }
@@ -213,15 +246,23 @@ async fn two_layers_sharing_a_secret_accept_each_others_nonces() {
             .nonce_secret(secret(9))
     });
     let from_a = issue(&a, T0);
-    b.verify(&Method::GET, "/api/me", &w.headers(Some(&from_a)))
-        .await
-        .unwrap();
+    b.authenticate(&tower_dpop::testing::request_parts(
+        &Method::GET,
+        "/api/me",
+        &w.headers(Some(&from_a)),
+    ))
+    .await
+    .unwrap();
     // Without a configured secret, each layer makes its own: they do not.
     let c = w.layer(|b| b.nonce_policy(NoncePolicy::Required));
     let d = w.layer(|b| b.nonce_policy(NoncePolicy::Required));
     let from_c = issue(&c, T0);
     assert!(d
-        .verify(&Method::GET, "/api/me", &w.headers(Some(&from_c)))
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &w.headers(Some(&from_c))
+        ))
         .await
         .is_err());
 }
@@ -232,30 +273,38 @@ async fn per_request_policy() {
     let layer = w.layer(|b| b.nonce_policy(NoncePolicy::when(|method, _, _| !method.is_safe())));
     // GET is safe: no nonce needed.
     layer
-        .verify(&Method::GET, "/api/me", &w.headers(None))
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &w.headers(None),
+        ))
         .await
         .unwrap();
     // POST needs one.
     assert!(matches!(
         layer
-            .verify(&Method::POST, "/api/me", &w.headers_for("POST", None))
+            .authenticate(&tower_dpop::testing::request_parts(&Method::POST, "/api/me", &w.headers_for("POST", None)))
             .await,
         Err(e) if e.kind() == ErrorKind::NonceRequired
     ));
     let nonce = issue(&layer, T0);
     layer
-        .verify(
+        .authenticate(&tower_dpop::testing::request_parts(
             &Method::POST,
             "/api/me",
             &w.headers_for("POST", Some(&nonce)),
-        )
+        ))
         .await
         .unwrap();
     // Off by default: a nonce in the proof is ignored.
     let off = w.layer(|b| b);
-    off.verify(&Method::GET, "/api/me", &w.headers(Some("anything")))
-        .await
-        .unwrap();
+    off.authenticate(&tower_dpop::testing::request_parts(
+        &Method::GET,
+        "/api/me",
+        &w.headers(Some("anything")),
+    ))
+    .await
+    .unwrap();
     assert!(off.config().nonces().is_none());
 }
 

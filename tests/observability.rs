@@ -1,4 +1,5 @@
 //! Counters by outcome and a custom rejection body, through a real server on 127.0.0.1.
+#![cfg(feature = "axum")]
 
 mod common;
 

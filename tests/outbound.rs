@@ -1,7 +1,7 @@
 //! A request whose proof signature does not verify causes no outbound call: no JWKS fetch, no
 //! introspection request. Introspection calls in flight are capped, failing closed. Through a
 //! real JWKS server and a real introspection endpoint on 127.0.0.1, counting what reaches them.
-#![cfg(all(feature = "jwks-fetch", feature = "introspection"))]
+#![cfg(all(feature = "axum", feature = "jwks-fetch", feature = "introspection"))]
 
 mod common;
 
@@ -120,7 +120,11 @@ const URL: &str = "https://api.example.com/api/me";
 
 async fn verify(layer: &DpopLayer, headers: &HeaderMap) -> Result<(), Error> {
     layer
-        .verify(&Method::GET, "/api/me", headers)
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            headers,
+        ))
         .await
         .map(|_| ())
 }

@@ -2,6 +2,7 @@
 //! Without a panic-catching layer hyper drops that one connection; with tower-http's
 //! `CatchPanicLayer` outside the DPoP layer the client gets a 500. Either way the server keeps
 //! serving, and the proof of the panicking request stays used.
+#![cfg(feature = "axum")]
 
 mod common;
 

@@ -566,11 +566,15 @@ fn auth(token: &str) -> Vec<u8> {
 fn the_untampered_fixture_is_accepted() {
     let f = fixture();
     let h = headers(&auth(&f.token), f.proof.as_bytes()).unwrap();
-    block_on(layer(f).verify(&Method::GET, PATH, &h)).unwrap();
+    block_on(layer(f).authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h)))
+        .unwrap();
     // And its replay is not: the per-case fresh layers below are what rules replay out.
     let l = layer(f);
-    block_on(l.verify(&Method::GET, PATH, &h)).unwrap();
-    assert!(block_on(l.verify(&Method::GET, PATH, &h)).is_err());
+    block_on(l.authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h))).unwrap();
+    assert!(
+        block_on(l.authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h)))
+            .is_err()
+    );
 }
 
 proptest! {
@@ -588,7 +592,7 @@ proptest! {
         proof[i] = byte;
         // A value HTTP cannot carry never reaches the layer.
         if let Some(h) = headers(&auth(&f.token), &proof) {
-            let got = block_on(layer(f).verify(&Method::GET, PATH, &h));
+            let got = block_on(layer(f).authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h)));
             prop_assert!(got.is_err(), "byte {i} -> {byte:#04x} accepted");
         }
     }
@@ -606,7 +610,7 @@ proptest! {
         let mut authorization = b"DPoP ".to_vec();
         authorization.extend_from_slice(&token);
         if let Some(h) = headers(&authorization, f.proof.as_bytes()) {
-            let got = block_on(layer(f).verify(&Method::GET, PATH, &h));
+            let got = block_on(layer(f).authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h)));
             prop_assert!(got.is_err(), "token byte {i} -> {byte:#04x} accepted");
         }
     }
@@ -624,7 +628,7 @@ proptest! {
         proof[i] = byte;
         if let Some(h) = headers(&auth(&f.token), &proof) {
             let l = layer(f);
-            prop_assert!(block_on(l.verify(&Method::GET, PATH, &h)).is_err());
+            prop_assert!(block_on(l.authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h))).is_err());
         }
     }
 }
@@ -714,8 +718,9 @@ proptest! {
         method in method(),
         path in prop_oneof![Just(PATH.to_owned()), any::<String>(), uri_soup()],
     ) {
-        if let Some(h) = headers(&authorization, &proof) {
-            let _ = block_on(layer(fixture()).verify(&method, &path, &h));
+        // Only a path that is a valid request URI can reach the layer (the server parsed it).
+        if let (Some(h), Ok(_)) = (headers(&authorization, &proof), path.parse::<http::Uri>()) {
+            let _ = block_on(layer(fixture()).authenticate(&tower_dpop::testing::request_parts(&method, &path, &h)));
         }
     }
 
@@ -738,7 +743,7 @@ proptest! {
         }
         let proof = b.sign();
         let h = headers(&auth(&f.token), proof.as_bytes()).unwrap();
-        let _ = block_on(layer(f).verify(&Method::GET, PATH, &h));
+        let _ = block_on(layer(f).authenticate(&tower_dpop::testing::request_parts(&Method::GET, PATH, &h)));
     }
 }
 
@@ -835,7 +840,8 @@ fn the_fuzz_seed_requests_are_accepted() {
         let h = headers(fields[0], fields[1]).unwrap();
         let method = Method::from_bytes(fields[2]).unwrap();
         let path = std::str::from_utf8(fields[3]).unwrap();
-        block_on(layer.verify(&method, path, &h)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        block_on(layer.authenticate(&tower_dpop::testing::request_parts(&method, path, &h)))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         seen += 1;
     }
     assert!(seen >= 5, "only {seen} seeds");
@@ -848,7 +854,11 @@ fn every_position_of_the_proof_and_token_is_covered() {
     let f = fixture();
     let check = |authorization: &[u8], proof: &[u8], what: &str| {
         if let Some(h) = headers(authorization, proof) {
-            let got = block_on(layer(f).verify(&Method::GET, PATH, &h));
+            let got = block_on(layer(f).authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                PATH,
+                &h,
+            )));
             assert!(got.is_err(), "{what} accepted");
         }
     };

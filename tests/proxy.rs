@@ -2,6 +2,7 @@
 //! operator named), through a real server on 127.0.0.1 whose peer address comes from axum's
 //! `ConnectInfo`. The client here plays both the proxy (the headers a proxy adds) and the
 //! attacker behind it (the headers a client adds and the proxy passes through).
+#![cfg(feature = "axum")]
 
 mod common;
 

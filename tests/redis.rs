@@ -6,7 +6,7 @@
 //! start their own. Tests that stop and restart Redis always start their own `redis-server`
 //! (Debian's package, which `.ci/run` installs). Without the binary the tests are skipped
 //! locally, and fail in CI.
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "axum", feature = "redis"))]
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -573,7 +573,11 @@ async fn instances_with_clocks_apart_refuse_a_replay_through_redis() {
         let layer = layer.clone();
         async move {
             layer
-                .verify(&http::Method::GET, "/api/me", &headers)
+                .authenticate(&tower_dpop::testing::request_parts(
+                    &http::Method::GET,
+                    "/api/me",
+                    &headers,
+                ))
                 .await
                 .map(|_| ())
         }

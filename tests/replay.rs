@@ -4,6 +4,7 @@
 //!
 //! Clocks are injected [`ManualClock`]s of millisecond resolution; the replay store measures
 //! entry lifetimes on a clock of its own, as a shared store (Redis) does.
+#![cfg(feature = "axum")]
 
 use std::time::Duration;
 
@@ -40,7 +41,11 @@ impl Client {
 
     async fn send(&self, layer: &DpopLayer, proof: &str) -> Result<(), Error> {
         layer
-            .verify(&Method::GET, "/r", &dpop_headers(&self.token, proof))
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/r",
+                &dpop_headers(&self.token, proof),
+            ))
             .await
             .map(|_| ())
     }

@@ -86,7 +86,11 @@ impl Fixture {
         proof: &str,
     ) -> Result<(), Error> {
         self.layer
-            .verify(&method, path, &dpop_headers(token, proof))
+            .authenticate(&tower_dpop::testing::request_parts(
+                &method,
+                path,
+                &dpop_headers(token, proof),
+            ))
             .await
             .map(|_| ())
     }
@@ -130,13 +134,16 @@ async fn a_valid_request_is_accepted_for_every_default_algorithm() {
         let f = Fixture::with(alg, |b| b);
         let ok = f
             .layer
-            .verify(
+            .authenticate(&tower_dpop::testing::request_parts(
                 &Method::GET,
                 "/api/me",
                 &dpop_headers(&f.token, &f.proof().sign()),
-            )
+            ))
             .await
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let tower_dpop::Authenticated::Dpop(ok) = ok else {
+            panic!("{alg}: not a DPoP request: {ok:?}");
+        };
         assert_eq!(ok.algorithm(), alg);
         assert_eq!(ok.jkt().to_base64url(), f.client.jkt());
         assert_eq!(ok.token().subject(), Some("alice"));
@@ -259,7 +266,11 @@ async fn header_rules() {
         }
         assert_eq!(
             f.layer
-                .verify(&Method::GET, "/api/me", &h)
+                .authenticate(&tower_dpop::testing::request_parts(
+                    &Method::GET,
+                    "/api/me",
+                    &h
+                ))
                 .await
                 .unwrap_err(),
             expected,
@@ -279,7 +290,11 @@ async fn scheme_is_case_insensitive_and_extra_spaces_allowed() {
         );
         h.insert("dpop", HeaderValue::from_str(&f.proof().sign()).unwrap());
         f.layer
-            .verify(&Method::GET, "/api/me", &h)
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/api/me",
+                &h,
+            ))
             .await
             .unwrap_or_else(|e| panic!("{scheme}: {e}"));
     }
@@ -690,7 +705,11 @@ async fn htu_never_comes_from_the_host_header() {
     );
     assert_eq!(
         f.layer
-            .verify(&Method::GET, "/api/me", &h)
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/api/me",
+                &h
+            ))
             .await
             .unwrap_err(),
         Error::new(ErrorKind::ProofUri, "htu does not match the request URI")

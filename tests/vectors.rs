@@ -78,13 +78,14 @@ async fn rfc9449_figure_13_resource_request_is_accepted() {
     let layer = rfc_layer(&clock);
     let proof = p["proof"].as_str().unwrap();
     let ok = layer
-        .verify(
+        .authenticate(&tower_dpop::testing::request_parts(
             &Method::GET,
             "/protectedresource",
             &headers(RFC_TOKEN, proof),
-        )
+        ))
         .await
         .unwrap();
+    let ok = ok.dpop().expect("a DPoP request");
     assert_eq!(ok.jkt().to_base64url(), RFC_JKT);
     assert_eq!(ok.proof().jti, "e1j3V_bKic8-LAEB");
     assert_eq!(
@@ -104,12 +105,20 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
     let clock = ManualClock::at_unix(iat);
     let replayed = rfc_layer(&clock);
     replayed
-        .verify(&Method::GET, "/protectedresource", &h)
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/protectedresource",
+            &h,
+        ))
         .await
         .unwrap();
     assert_eq!(
         replayed
-            .verify(&Method::GET, "/protectedresource", &h)
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::GET,
+                "/protectedresource",
+                &h
+            ))
             .await
             .unwrap_err(),
         Error::new(ErrorKind::ProofReplayed, "proof jti was already used")
@@ -163,7 +172,10 @@ async fn rfc9449_figure_13_rejected_when_anything_differs() {
     for (name, method, path, h, now, expected) in cases {
         let layer = rfc_layer(&ManualClock::at_unix(now));
         assert_eq!(
-            layer.verify(&method, path, &h).await.unwrap_err(),
+            layer
+                .authenticate(&tower_dpop::testing::request_parts(&method, path, &h))
+                .await
+                .unwrap_err(),
             expected,
             "{name}"
         );
@@ -183,7 +195,14 @@ async fn rfc9449_figure_2_token_request_proof_is_refused_by_a_resource_server() 
         .unwrap();
     let h = headers(RFC_TOKEN, p["proof"].as_str().unwrap());
     assert_eq!(
-        layer.verify(&Method::POST, "/token", &h).await.unwrap_err(),
+        layer
+            .authenticate(&tower_dpop::testing::request_parts(
+                &Method::POST,
+                "/token",
+                &h
+            ))
+            .await
+            .unwrap_err(),
         Error::new(ErrorKind::ProofMalformed, "proof has no ath")
     );
 }
@@ -255,9 +274,10 @@ async fn independent_proofs_and_tokens_are_accepted() {
             case["proof"].as_str().unwrap(),
         );
         let ok = layer
-            .verify(&method, &path, &h)
+            .authenticate(&tower_dpop::testing::request_parts(&method, &path, &h))
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ok = ok.dpop().expect("a DPoP request");
         assert_eq!(
             ok.jkt().to_base64url(),
             case["jkt"].as_str().unwrap(),
@@ -325,7 +345,10 @@ async fn independent_proofs_are_rejected_when_tampered_or_misused() {
         ];
         for (what, m, p, h, at) in checks {
             let layer = independent_layer(&v, &ManualClock::at_unix(at));
-            let err = layer.verify(&m, p, &h).await.unwrap_err();
+            let err = layer
+                .authenticate(&tower_dpop::testing::request_parts(&m, p, &h))
+                .await
+                .unwrap_err();
             assert!(
                 matches!(
                     err.error_code(),

@@ -64,5 +64,5 @@ fuzz_target!(|data: &[u8]| {
         };
         headers.insert("dpop", v);
     }
-    let _ = block_on(layer().verify(&method, path, &headers));
+    let _ = block_on(layer().authenticate(&tower_dpop::testing::request_parts(&method, path, &headers)));
 });

@@ -52,9 +52,6 @@ pub(crate) fn challenge(error: &Error, config: &DpopConfig) -> Option<String> {
     Some(format!("{bearer}, {dpop}"))
 }
 
-/// The `DPoP-Nonce` response header.
-pub(crate) static DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
-
 /// Adds a fresh `DPoP-Nonce` (and `Cache-Control: no-store` unless the response set its own
 /// caching, RFC 9449 section 8.2).
 pub(crate) fn add_nonce<B>(response: &mut Response<B>, config: &DpopConfig) {
@@ -63,7 +60,9 @@ pub(crate) fn add_nonce<B>(response: &mut Response<B>, config: &DpopConfig) {
     };
     let nonce = nonces.issue(config.clock.unix_seconds());
     if let Ok(value) = HeaderValue::from_str(&nonce) {
-        response.headers_mut().insert(DPOP_NONCE.clone(), value);
+        response
+            .headers_mut()
+            .insert(crate::header::DPOP_NONCE.clone(), value);
     }
     if !response.headers().contains_key(CACHE_CONTROL) {
         response

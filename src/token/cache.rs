@@ -105,6 +105,7 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn new(capacity: u64, max_ttl: Duration, remember_keys: bool) -> Self {
         Self::with_refused_ttl(capacity, max_ttl, remember_keys, Duration::ZERO)
     }

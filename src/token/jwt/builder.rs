@@ -4,8 +4,6 @@ use std::sync::Arc;
 #[cfg(feature = "jwks-fetch")]
 use std::time::Duration;
 
-use josekit::jwk::JwkSet;
-
 use super::checks::Policy;
 use super::keys::KeyRing;
 #[cfg(feature = "jwks-fetch")]
@@ -19,8 +17,8 @@ use crate::token::expect::{Expected, Wanted};
 
 /// Configures a [`JwtValidator`].
 ///
-/// Required: one key source ([`jwks`](Self::jwks), [`jwks_json`](Self::jwks_json) or
-/// [`jwks_url`](Self::jwks_url)); the issuer ([`issuer`](Self::issuer), or
+/// Required: one key source ([`jwks_json`](Self::jwks_json), or `jwks_url` with the
+/// `jwks-fetch` feature); the issuer ([`issuer`](Self::issuer), or
 /// [`any_issuer`](Self::any_issuer)); the audience ([`audience`](Self::audience), or
 /// [`any_audience`](Self::any_audience)). [`build`](Self::build) says what is missing.
 ///
@@ -30,6 +28,7 @@ use crate::token::expect::{Expected, Wanted};
 /// twice keeps the last value.
 ///
 /// ```
+/// # #[cfg(feature = "jwks-fetch")] {
 /// use std::time::Duration;
 /// use tower_dpop::token::jwt::JwtValidator;
 /// use tower_dpop::Algorithm;
@@ -44,6 +43,7 @@ use crate::token::expect::{Expected, Wanted};
 ///     .build()
 ///     .expect("valid configuration");
 /// # let _ = validator;
+/// # }
 /// ```
 #[derive(Debug)]
 #[must_use]
@@ -62,6 +62,8 @@ pub struct JwtValidatorBuilder {
     clock: Arc<dyn Clock>,
 }
 
+// Derivable only without the `jwks-fetch` feature, whose clock has no `Default`.
+#[allow(clippy::derivable_impls)]
 impl Default for JwtValidatorBuilder {
     fn default() -> Self {
         Self {
@@ -82,12 +84,6 @@ impl Default for JwtValidatorBuilder {
 }
 
 impl JwtValidatorBuilder {
-    /// Verifies tokens with this key set (a key source: give exactly one).
-    pub fn jwks(mut self, jwks: JwkSet) -> Self {
-        self.jwks = Some(jwks.to_string());
-        self
-    }
-
     /// Verifies tokens with the key set in this JSON document (a key source: give exactly
     /// one). Checked by [`build`](Self::build), which refuses a document with no usable key.
     pub fn jwks_json(mut self, json: &str) -> Self {
