@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tower_dpop::replay::{RedisReplayStore, ReplayKey, ReplayStore, Seen};
-use tower_dpop::thumbprint::Thumbprint;
+use tower_dpop::Thumbprint;
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize]

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use tower_dpop::replay::{MemoryReplayStore, ReplayKey, Seen};
-use tower_dpop::thumbprint::Thumbprint;
+use tower_dpop::Thumbprint;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");

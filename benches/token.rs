@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::{BenchmarkId, Criterion};
 use serde_json::json;
-use tower_dpop::bench_support;
+use tower_dpop::__private;
 use tower_dpop::testing::{random_id, ClientKey};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::token::TokenValidator;
@@ -37,7 +37,7 @@ struct Case {
     alg: Algorithm,
     validator: JwtValidator,
     tokens: Vec<String>,
-    key: bench_support::Key,
+    key: __private::Key,
 }
 
 impl Case {
@@ -68,11 +68,8 @@ impl Case {
                 format!("{input}.{sig}")
             })
             .collect();
-        let key = bench_support::import(
-            alg,
-            &bench_support::Jwk::new(&signer.public_jwk().to_string()),
-        )
-        .unwrap();
+        let key =
+            __private::import(alg, &__private::Jwk::new(&signer.public_jwk().to_string())).unwrap();
         Self {
             alg,
             validator,

@@ -18,11 +18,11 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion};
 use http::{HeaderMap, Method};
-use tower_dpop::bench_support;
+use tower_dpop::__private;
 use tower_dpop::clock::ManualClock;
 use tower_dpop::replay::{MemoryReplayStore, ReplayError, ReplayKey, ReplayStore, Seen};
 use tower_dpop::testing::{ClientKey, TestIssuer};
-use tower_dpop::thumbprint::Thumbprint;
+use tower_dpop::Thumbprint;
 use tower_dpop::{Algorithm, DpopLayer};
 
 mod peers;
@@ -373,10 +373,10 @@ fn paired_with(
 /// Key import: the layer's direct import beside josekit's `verifier_from_jwk`.
 fn bench_import(c: &mut Criterion, case: &Case) {
     let json = case.client.public_jwk().to_string();
-    let jwk = bench_support::Jwk::new(&json);
+    let jwk = __private::Jwk::new(&json);
     let mut g = c.benchmark_group("import");
     g.bench_function(BenchmarkId::new("tower-dpop", case.alg), |b| {
-        b.iter(|| assert!(bench_support::import(case.alg, black_box(&jwk)).is_some()))
+        b.iter(|| assert!(__private::import(case.alg, black_box(&jwk)).is_some()))
     });
     let josekit_jwk = josekit::jwk::Jwk::from_bytes(json.as_bytes()).unwrap();
     g.bench_function(BenchmarkId::new("josekit", case.alg), |b| {
@@ -449,20 +449,14 @@ fn bench_peers(c: &mut Criterion, case: &Case, real_now: u64) {
 fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
     let mut g = c.benchmark_group("piece");
     let client = ClientKey::generate(Algorithm::ES256);
-    let jwk = bench_support::Jwk::new(&client.public_jwk().to_string());
+    let jwk = __private::Jwk::new(&client.public_jwk().to_string());
     g.bench_function("thumbprint", |b| {
-        b.iter(|| bench_support::thumbprint(black_box(&jwk)).unwrap())
+        b.iter(|| __private::thumbprint(black_box(&jwk)).unwrap())
     });
 
-    let origins = [ORIGIN.parse::<tower_dpop::htu::PublicOrigin>().unwrap()];
+    let origins = __private::Origins::parse(&[ORIGIN]).unwrap();
     g.bench_function("htu", |b| {
-        b.iter(|| {
-            assert!(tower_dpop::htu::matches_any(
-                &origins,
-                black_box(URL),
-                black_box("/api/me")
-            ))
-        })
+        b.iter(|| assert!(origins.matches(black_box(URL), black_box("/api/me"))))
     });
 
     let store = MemoryReplayStore::new(10_000_000);
@@ -478,7 +472,7 @@ fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
         })
     });
 
-    let tokens = bench_support::Tokens::new();
+    let tokens = __private::Tokens::new();
     let token = issuer.token_for(client.jkt(), T0 + 3600);
     let claims =
         serde_json::json!({"sub": "alice", "exp": T0 + 3600, "cnf": {"jkt": client.jkt()}});
@@ -493,14 +487,10 @@ fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
         b.iter(|| tokens.get(black_box(token.as_bytes())).unwrap())
     });
 
-    let nonces = tower_dpop::nonce::Nonces::new(
-        vec![tower_dpop::nonce::NonceSecret::from_bytes(&[1; 32]).unwrap()],
-        Duration::from_secs(300),
-    )
-    .unwrap();
+    let nonces = __private::Nonces::new(&[1; 32], Duration::from_secs(300)).unwrap();
     let nonce = nonces.issue(T0);
     g.bench_function("nonce_check", |b| {
-        b.iter(|| bench_support::check_nonce(&nonces, black_box(&nonce), T0).unwrap())
+        b.iter(|| nonces.check(black_box(&nonce), T0).unwrap())
     });
     g.finish();
 }

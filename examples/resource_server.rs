@@ -55,9 +55,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tower_dpop::layer::ForwardedHeader;
 use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
-use tower_dpop::proxy::{ForwardedHeader, TrustedProxy};
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::{ConfigError, DpopLayer, TokenAuth};
 use tracing_subscriber::EnvFilter;
@@ -250,17 +250,13 @@ impl Settings {
             None => Vec::new(),
             Some(list) => list
                 .split(',')
-                .map(|entry| {
-                    let entry = entry.trim();
-                    match entry.parse::<TrustedProxy>() {
-                        Ok(_) => Ok(entry.to_owned()),
-                        Err(_) => Err(StartError::Env {
-                            var: "DPOP_TRUSTED_PROXY",
-                            reason: format!(
-                                "{entry:?} is not an IP address or CIDR network such as 10.0.0.0/8"
-                            ),
-                        }),
-                    }
+                .map(|entry| match entry.trim() {
+                    // Each entry is checked by the layer's builder (see `Settings::layer`).
+                    "" => Err(StartError::Env {
+                        var: "DPOP_TRUSTED_PROXY",
+                        reason: "an entry is empty".into(),
+                    }),
+                    entry => Ok(entry.to_owned()),
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -327,7 +323,24 @@ impl Settings {
     }
 
     /// Builds the DPoP layer for this configuration.
-    fn layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
+    /// A configuration mistake the library finds is reported under the variable it came from.
+    fn layer(&self, public_origin: &str) -> Result<DpopLayer, StartError> {
+        self.build_layer(public_origin).map_err(|e| {
+            let var = match e.setting_name() {
+                Some("trusted_proxy") => "DPOP_TRUSTED_PROXY",
+                Some("forwarded_header") => "DPOP_FORWARDED_HEADER",
+                Some("public_origin") => "DPOP_PUBLIC_URL",
+                Some("replay_key_quota") => "DPOP_REPLAY_KEY_QUOTA",
+                _ => return StartError::Config(e),
+            };
+            StartError::Env {
+                var,
+                reason: e.message().to_owned(),
+            }
+        })
+    }
+
+    fn build_layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
         let mut validator = JwtValidator::builder()
             .jwks_url(&self.jwks_url)
             .allow_insecure_http(is_loopback_http(&self.jwks_url));
@@ -592,7 +605,12 @@ mod tests {
         for case in CASES {
             let mut vars = vec![JWKS, AUD];
             vars.extend_from_slice(case.vars);
-            let got = match settings(&vars) {
+            // Read, then built into a layer: the library checks the values themselves.
+            let started = settings(&vars).and_then(|s| {
+                let origin = s.public_origin("127.0.0.1:8080".parse().unwrap());
+                s.layer(&origin).map(|_| s)
+            });
+            let got = match started {
                 Ok(s) => Ok((s.trusted_proxies.clone(), s.forwarded_header)),
                 Err(StartError::Env { var, reason }) => {
                     let line = StartError::Env { var, reason }.to_string();

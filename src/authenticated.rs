@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::algorithm::Algorithm;
+use crate::proof::algorithm::Algorithm;
+use crate::proof::thumbprint::Thumbprint;
 use crate::proof::ProofClaims;
-use crate::thumbprint::Thumbprint;
 use crate::token::AccessToken;
 
 /// A request with a valid DPoP proof for a token bound to its key.

@@ -69,6 +69,11 @@ impl ManualClock {
             .store(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 
+    /// Sets the time to `millis` milliseconds after the Unix epoch.
+    pub fn set_unix_millis(&self, millis: u64) {
+        self.millis.store(millis, Ordering::SeqCst);
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);

@@ -10,8 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::authenticated::Authenticated;
+use crate::proof::thumbprint::Thumbprint;
 use crate::proof::ProofClaims;
-use crate::thumbprint::Thumbprint;
 
 /// The verified access-token claims (deserialized into `T`), the key thumbprint and the
 /// proof's claims of a request that passed [`DpopLayer`](crate::DpopLayer).

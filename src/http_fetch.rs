@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// Why a fetch failed, for the logs (it names no secret: URLs here are public endpoints).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,14 +80,12 @@
     )
 )]
 
-pub mod algorithm;
-mod authenticated;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
-pub mod bench_support;
-mod charset;
+#[path = "private.rs"]
+pub mod __private;
+mod authenticated;
 pub mod clock;
-pub mod config;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
@@ -100,29 +98,25 @@ pub mod guides {
 pub mod header;
 #[cfg(any(feature = "jwks-fetch", feature = "introspection"))]
 mod http_fetch;
-pub mod htu;
-mod jwk;
-mod key;
 pub mod layer;
 pub mod metadata;
 pub mod metrics;
 pub mod nonce;
-pub mod proof;
-pub mod proxy;
+mod proof;
 pub mod replay;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
-pub mod thumbprint;
 pub mod token;
 mod verify;
 
-pub use algorithm::Algorithm;
 /// The `async_trait` attribute, for implementing [`TokenValidator`](token::TokenValidator) and
 /// [`ReplayStore`](replay::ReplayStore) without a dependency of your own.
 pub use async_trait::async_trait;
 pub use authenticated::{Authenticated, BearerRequest, VerifiedRequest};
-pub use config::{DpopConfig, DpopLayerBuilder};
 pub use error::{ConfigError, Error, ErrorKind, Scheme};
 #[cfg(feature = "axum")]
 pub use extract::{DpopAuth, DpopAuthRejection, TokenAuth};
-pub use layer::{Dpop, DpopLayer};
+pub use layer::{Dpop, DpopLayer, DpopLayerBuilder};
+pub use proof::algorithm::{Algorithm, UnknownAlgorithm};
+pub use proof::thumbprint::Thumbprint;
+pub use proof::ProofClaims;

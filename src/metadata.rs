@@ -63,11 +63,7 @@ impl ProtectedResourceMetadata {
     pub fn from_layer(layer: &DpopLayer) -> Self {
         let config = layer.config();
         Self {
-            resource: config
-                .origins()
-                .first()
-                .map(|o| o.as_str().to_owned())
-                .unwrap_or_default(),
+            resource: config.origins().next().unwrap_or_default().to_owned(),
             authorization_servers: Vec::new(),
             algs: config.algorithms().iter().map(|a| a.as_str()).collect(),
             bound_required: !config.allows_bearer(),

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, Method};
 use sha2::Sha256;
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 const VERSION: u8 = 1;
 const LABEL: &[u8] = b"tower-dpop nonce";
@@ -174,7 +174,7 @@ impl NonceError {
 
 /// Makes and checks nonces.
 #[derive(Debug, Clone)]
-pub struct Nonces {
+pub(crate) struct Nonces {
     secrets: Vec<NonceSecret>,
     lifetime: Duration,
 }
@@ -184,7 +184,7 @@ impl Nonces {
     ///
     /// # Errors
     /// When no secret is given or the lifetime is not between 10 s and 1 h.
-    pub fn new(secrets: Vec<NonceSecret>, lifetime: Duration) -> Result<Self, ConfigError> {
+    pub(crate) fn new(secrets: Vec<NonceSecret>, lifetime: Duration) -> Result<Self, ConfigError> {
         if secrets.is_empty() {
             return Err(ConfigError::new("no nonce secret"));
         }
@@ -196,15 +196,9 @@ impl Nonces {
         Ok(Self { secrets, lifetime })
     }
 
-    /// How long a nonce is valid.
-    #[must_use]
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
-    }
-
     /// A nonce issued at `now` (seconds since the Unix epoch).
     #[must_use]
-    pub fn issue(&self, now: u64) -> String {
+    pub(crate) fn issue(&self, now: u64) -> String {
         let mut raw = [0u8; RAW_LEN];
         let (head, tag) = raw.split_at_mut(HEAD_LEN);
         let mut fields = head.iter_mut();
@@ -334,7 +328,7 @@ mod tests {
 
     #[test]
     fn accessors_and_debug() {
-        assert_eq!(nonces(vec![secret(1)]).lifetime(), Duration::from_secs(300));
+        assert_eq!(nonces(vec![secret(1)]).lifetime, Duration::from_secs(300));
         assert_eq!(format!("{:?}", NoncePolicy::Off), "Off");
         assert_eq!(format!("{:?}", NoncePolicy::Required), "Required");
         assert_eq!(

@@ -27,7 +27,7 @@ use josekit::jws::JwsSigner;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::algorithm::Algorithm;
+use crate::proof::algorithm::Algorithm;
 
 /// A random base64url string of `bytes` random bytes.
 #[must_use]
@@ -155,7 +155,7 @@ impl ClientKey {
             public_jwk.remove(member);
         }
         let public_jwk = Value::Object(public_jwk);
-        let jkt = crate::thumbprint::jwk_thumbprint(&public_jwk.to_string())
+        let jkt = crate::proof::thumbprint::jwk_thumbprint(&public_jwk.to_string())
             .expect("a generated key has a thumbprint");
         Self {
             alg,
@@ -399,4 +399,11 @@ pub fn request_parts(
     *request.uri_mut() = path.parse().expect("a valid request URI");
     *request.headers_mut() = headers.clone();
     request.into_parts().0
+}
+
+/// The RFC 7638 thumbprint (base64url) of a public JWK given as JSON, as the layer computes
+/// it; `None` when the JSON is not a JWK of a supported key type.
+#[must_use]
+pub fn jwk_thumbprint(jwk_json: &str) -> Option<String> {
+    crate::proof::thumbprint::jwk_thumbprint(jwk_json)
 }

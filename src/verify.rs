@@ -15,16 +15,16 @@ use http::{HeaderMap, HeaderValue, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::algorithm::Algorithm;
 use crate::authenticated::{Authenticated, BearerRequest, VerifiedRequest};
-use crate::charset::is_token68;
-use crate::config::DpopConfig;
 use crate::error::{sanitize_description, Error, ErrorKind};
-use crate::key::{KnownKey, VerifyingKey};
+use crate::layer::DpopConfig;
 use crate::proof;
+use crate::proof::algorithm::Algorithm;
+use crate::proof::charset::is_token68;
+use crate::proof::key::{KnownKey, VerifyingKey};
+use crate::proof::thumbprint::{thumbprint, Thumbprint};
 use crate::replay::quota::QuotaError;
 use crate::replay::{ReplayError, ReplayKey, Seen};
-use crate::thumbprint::{thumbprint, Thumbprint};
 use crate::token::cache::{Cached, KeySlot};
 use crate::token::{AccessToken, TokenError};
 
@@ -32,7 +32,7 @@ use crate::token::{AccessToken, TokenError};
 /// checked, imported only if the proof is bound to the token).
 enum ProofKey<'a> {
     Known(Arc<KnownKey>),
-    New(crate::jwk::PublicJwk<'a>),
+    New(crate::proof::jwk::PublicJwk<'a>),
 }
 
 /// The scheme of the `Authorization` header.
@@ -160,7 +160,7 @@ pub(crate) async fn authenticate(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-    forwarded: Option<&crate::htu::PublicOrigin>,
+    forwarded: Option<&crate::proof::htu::PublicOrigin>,
 ) -> Result<Authenticated, Error> {
     // Repeated fields are ambiguous whatever else the request holds.
     let mut dpop_values = headers.get_all(&crate::header::DPOP).iter();
@@ -217,7 +217,7 @@ pub(crate) async fn authenticate(
     }
     let htu_ok = match forwarded {
         Some(origin) => origin.matches(&claims.htu, path),
-        None => crate::htu::matches_any(&config.origins, &claims.htu, path),
+        None => crate::proof::htu::matches_any(&config.origins, &claims.htu, path),
     };
     if !htu_ok {
         log_htu_mismatch(config, forwarded, &claims.htu, path);
@@ -354,7 +354,7 @@ pub(crate) async fn authenticate(
 /// (never the query, the proof or the token), so a scheme, port or prefix mix-up shows at once.
 fn log_htu_mismatch(
     config: &DpopConfig,
-    forwarded: Option<&crate::htu::PublicOrigin>,
+    forwarded: Option<&crate::proof::htu::PublicOrigin>,
     htu: &str,
     path: &str,
 ) {

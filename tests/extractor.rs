@@ -115,7 +115,7 @@ async fn extractor_rejections_carry_a_nonce_when_nonces_are_required() {
         .nonce_policy(tower_dpop::nonce::NoncePolicy::Required)
         .build()
         .unwrap();
-    let nonce = layer.config().nonces().unwrap().issue(unix_now());
+    let nonce = layer.fresh_nonce().unwrap().to_str().unwrap().to_owned();
     let app = Router::new()
         .route(
             "/role",

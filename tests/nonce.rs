@@ -79,8 +79,14 @@ fn secret(b: u8) -> NonceSecret {
     NonceSecret::from_bytes(&[b; 32]).unwrap()
 }
 
-fn issue(layer: &DpopLayer, now: u64) -> String {
-    layer.config().nonces().unwrap().issue(now)
+/// A nonce `layer` issues at `at` (seconds), on a layer whose clock is `clock`.
+fn issue_on(clock: &ManualClock, layer: &DpopLayer, at: u64) -> String {
+    use tower_dpop::clock::Clock;
+    let now = clock.unix_millis();
+    clock.set_unix(at);
+    let nonce = layer.fresh_nonce().expect("the layer uses nonces");
+    clock.set_unix_millis(now);
+    nonce.to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -110,7 +116,7 @@ async fn required_nonce_round_trip_and_expiry() {
             "Resource server requires nonce in DPoP proof"
         ))
     );
-    let nonce = issue(&layer, T0);
+    let nonce = issue_on(&w.clock, &layer, T0);
     assert_eq!(get(w.headers(Some(&nonce))).await, Ok(()));
     w.clock.advance(Duration::from_secs(59));
     assert_eq!(get(w.headers(Some(&nonce))).await, Ok(()));
@@ -135,13 +141,13 @@ async fn forged_or_foreign_nonces_are_refused() {
         b.nonce_policy(NoncePolicy::Required)
             .nonce_secret(secret(2))
     });
-    let good = issue(&layer, T0);
+    let good = issue_on(&w.clock, &layer, T0);
     let mut forged = good.clone().into_bytes();
     forged[20] = if forged[20] == b'A' { b'B' } else { b'A' };
     let forged = String::from_utf8(forged).unwrap();
     for (name, nonce) in [
         ("forged", forged),
-        ("other secret", issue(&foreign, T0)),
+        ("other secret", issue_on(&w.clock, &foreign, T0)),
         ("made up", "eyJ7S_zG.eyJH0-Z.HX4w-7v".to_owned()),
     ] {
         let err = layer
@@ -205,8 +211,8 @@ async fn rotation_causes_no_rejection() {
             .nonce_secret(secret(2))
             .nonce_secret(secret(1))
     });
-    let old = issue(&before, T0);
-    let new = issue(&after, T0);
+    let old = issue_on(&w.clock, &before, T0);
+    let new = issue_on(&w.clock, &after, T0);
     after
         .authenticate(&tower_dpop::testing::request_parts(
             &Method::GET,
@@ -245,7 +251,7 @@ async fn two_layers_sharing_a_secret_accept_each_others_nonces() {
         b.nonce_policy(NoncePolicy::Required)
             .nonce_secret(secret(9))
     });
-    let from_a = issue(&a, T0);
+    let from_a = issue_on(&w.clock, &a, T0);
     b.authenticate(&tower_dpop::testing::request_parts(
         &Method::GET,
         "/api/me",
@@ -256,7 +262,7 @@ async fn two_layers_sharing_a_secret_accept_each_others_nonces() {
     // Without a configured secret, each layer makes its own: they do not.
     let c = w.layer(|b| b.nonce_policy(NoncePolicy::Required));
     let d = w.layer(|b| b.nonce_policy(NoncePolicy::Required));
-    let from_c = issue(&c, T0);
+    let from_c = issue_on(&w.clock, &c, T0);
     assert!(d
         .authenticate(&tower_dpop::testing::request_parts(
             &Method::GET,
@@ -287,7 +293,7 @@ async fn per_request_policy() {
             .await,
         Err(e) if e.kind() == ErrorKind::NonceRequired
     ));
-    let nonce = issue(&layer, T0);
+    let nonce = issue_on(&w.clock, &layer, T0);
     layer
         .authenticate(&tower_dpop::testing::request_parts(
             &Method::POST,
@@ -305,7 +311,7 @@ async fn per_request_policy() {
     ))
     .await
     .unwrap();
-    assert!(off.config().nonces().is_none());
+    assert!(off.fresh_nonce().is_none());
 }
 
 /// Through a real server: the challenge, the retry, success, and the refresh on success.
@@ -317,14 +323,17 @@ async fn round_trip_over_http_with_refresh() {
     let validator = issuer.validator();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
+    // A manual clock kept at the real time, so that nonces from the past can be issued.
+    let clock = ManualClock::at_unix(tower_dpop::testing::unix_now());
     let layer = DpopLayer::builder()
         .public_origin(&origin)
         .token_validator(validator)
         .nonce_policy(NoncePolicy::Required)
         .nonce_lifetime(Duration::from_secs(30))
+        .clock(clock.clone())
         .build()
         .unwrap();
-    let nonces = layer.config().nonces().unwrap().clone();
+    let issuing = layer.clone();
     let app = Router::new()
         .route(
             "/api/me",
@@ -367,7 +376,7 @@ async fn round_trip_over_http_with_refresh() {
     assert!(second.headers().get("dpop-nonce").is_none());
     assert_eq!(second.text().await.unwrap(), nonce);
     // 3. A nonce in the last third of its life: 200 and the next nonce, not cacheable.
-    let old = nonces.issue(now - 21);
+    let old = issue_on(&clock, &issuing, now - 21);
     let third = send(Some(old)).await.unwrap();
     assert_eq!(third.status(), 200);
     let next = third.headers()["dpop-nonce"].to_str().unwrap().to_owned();
@@ -375,7 +384,9 @@ async fn round_trip_over_http_with_refresh() {
     assert_ne!(next, nonce);
     assert_eq!(send(Some(next)).await.unwrap().status(), 200);
     // 4. An expired nonce: 401 with a fresh one.
-    let expired = send(Some(nonces.issue(now - 31))).await.unwrap();
+    let expired = send(Some(issue_on(&clock, &issuing, now - 31)))
+        .await
+        .unwrap();
     assert_eq!(expired.status(), 401);
     assert!(expired.headers().contains_key("dpop-nonce"));
     server.abort();

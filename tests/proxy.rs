@@ -9,7 +9,7 @@ mod common;
 use axum::routing::get;
 use axum::Router;
 use common::{builder_for, listen, spawn_app_with_connect_info};
-use tower_dpop::proxy::ForwardedHeader;
+use tower_dpop::layer::ForwardedHeader;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer, DpopLayerBuilder};
 

@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_dpop::replay::{RedisReplayStore, ReplayKey, ReplayStore, Seen};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
-use tower_dpop::thumbprint::Thumbprint;
+use tower_dpop::Thumbprint;
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer};
 
 /// A `redis-server` child process, killed on drop.

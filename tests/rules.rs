@@ -1287,7 +1287,7 @@ async fn hostile_key(alg: &str, jwk: serde_json::Value) -> Result<(), Error> {
     let f = Fixture::new();
     // A key the thumbprint function refuses is refused by the layer before the binding check,
     // so the token's jkt does not matter then.
-    let jkt = tower_dpop::thumbprint::jwk_thumbprint(&jwk.to_string()).unwrap_or_default();
+    let jkt = tower_dpop::testing::jwk_thumbprint(&jwk.to_string()).unwrap_or_default();
     let token = f.issuer.token_for(&jkt, T0 + 3600);
     let signer = ClientKey::generate(Algorithm::ES256);
     let proof = signer
@@ -1486,7 +1486,7 @@ async fn ed448_proofs_verify_and_tampered_ones_do_not() {
     let jwk = json!({"kty": "OKP", "crv": "Ed448", "x": x});
     // A key the thumbprint function refuses is refused by the layer before the binding check,
     // so the token's jkt does not matter then.
-    let jkt = tower_dpop::thumbprint::jwk_thumbprint(&jwk.to_string()).unwrap_or_default();
+    let jkt = tower_dpop::testing::jwk_thumbprint(&jwk.to_string()).unwrap_or_default();
     let f = Fixture::new();
     let token = f.issuer.token_for(&jkt, T0 + 3600);
     let sign = |alg: &str, jti: &str| {

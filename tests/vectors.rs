@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{json, Value};
 use tower_dpop::clock::ManualClock;
-use tower_dpop::thumbprint::jwk_thumbprint;
+use tower_dpop::testing::jwk_thumbprint;
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
 use tower_dpop::{DpopLayer, Error, ErrorKind};

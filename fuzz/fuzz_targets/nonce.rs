@@ -5,17 +5,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use tower_dpop::bench_support::check_nonce;
-use tower_dpop::nonce::{NonceSecret, Nonces};
+use tower_dpop::__private::Nonces;
 
 const NOW: u64 = 1_800_000_000;
 
 fn nonces() -> &'static Nonces {
     static N: OnceLock<Nonces> = OnceLock::new();
-    N.get_or_init(|| {
-        let secret = NonceSecret::from_bytes(&[1; 32]).expect("32 bytes is enough");
-        Nonces::new(vec![secret], Duration::from_secs(300)).expect("valid lifetime")
-    })
+    N.get_or_init(|| Nonces::new(&[1; 32], Duration::from_secs(300)).expect("valid nonces"))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for now in [NOW, 0, u64::MAX] {
-        let _ = check_nonce(nonces(), s, now);
+        let _ = nonces().check(s, now);
     }
 });

@@ -10,14 +10,19 @@ use http::{HeaderValue, Response, Uri};
 use tower_layer::Layer;
 
 use crate::authenticated::Authenticated;
-use crate::config::{DpopConfig, DpopLayerBuilder};
 use crate::error::{Error, ErrorKind};
 
 mod body;
+mod builder;
+pub(crate) mod config;
+pub(crate) mod proxy;
 pub(crate) mod response;
 mod service;
 
 pub use body::ResponseBody;
+pub use builder::DpopLayerBuilder;
+pub use config::DpopConfig;
+pub use proxy::ForwardedHeader;
 pub use service::{Dpop, ResponseFuture};
 
 /// The URI a request was sent to before a framework rewrote it (a nested router stripping its

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response};
 
-use crate::config::DpopConfig;
 use crate::error::{sanitize_description, Error, ErrorKind, Scheme};
+use crate::layer::DpopConfig;
 
 /// The `WWW-Authenticate` value for `error` (RFC 9449 sections 7.1 and 7.2, RFC 6750 section 3).
 ///

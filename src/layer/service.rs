@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::Installed;
 use crate::authenticated::Authenticated;
-use crate::config::DpopConfig;
+use crate::layer::DpopConfig;
 
 /// The service made by [`DpopLayer`](crate::DpopLayer).
 #[derive(Debug, Clone)]

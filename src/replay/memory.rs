@@ -784,7 +784,7 @@ mod tests {
         let store = MemoryReplayStore::new(100_000);
         for i in 0..10_000u32 {
             let k = ReplayKey::new(
-                &crate::thumbprint::Thumbprint::from_bytes([1; 32]),
+                &crate::proof::thumbprint::Thumbprint::from_bytes([1; 32]),
                 &i.to_string(),
             );
             assert_eq!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use crate::thumbprint::Thumbprint;
+use crate::proof::thumbprint::Thumbprint;
 
 mod memory;
 pub(crate) mod quota;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
-use crate::thumbprint::Thumbprint;
+use crate::proof::thumbprint::Thumbprint;
 
 /// Buckets per key.
 const BUCKETS: u64 = 8;

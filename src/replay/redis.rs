@@ -28,7 +28,7 @@ use base64::Engine as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{ReplayError, ReplayKey, ReplayStore, Seen};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// A [`ReplayStore`] in Redis. Cheap to clone (one shared multiplexed connection).
 ///

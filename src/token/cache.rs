@@ -14,7 +14,7 @@ use moka::policy::Expiry;
 use moka::sync::Cache;
 
 use super::AccessToken;
-use crate::key::KnownKey;
+use crate::proof::key::KnownKey;
 
 /// The first proof key verified with a token: the proof header's base64url text and the key
 /// (with its thumbprint, which matched the token's `cnf.jkt`). Set once, after a signature
@@ -267,9 +267,9 @@ mod tests {
     /// and is shared by every hit on the entry.
     #[test]
     fn key_slot_is_set_once_and_matches_exact_text() {
-        use crate::algorithm::Algorithm;
-        use crate::key::VerifyingKey;
-        use crate::thumbprint::Thumbprint;
+        use crate::proof::algorithm::Algorithm;
+        use crate::proof::key::VerifyingKey;
+        use crate::proof::thumbprint::Thumbprint;
         let known = |seed: u8| {
             let signing = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
             Arc::new(KnownKey {

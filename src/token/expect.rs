@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::token::TokenError;
 
 /// What the builder collected for one of the two lists.

@@ -22,7 +22,7 @@
 //!
 //! The validator itself caches nothing. The layer caches every validated token by its hash
 //! until its `exp` and for at most
-//! [`token_cache_max_ttl`](crate::config::DpopLayerBuilder::token_cache_max_ttl) (5 minutes by
+//! [`token_cache_max_ttl`](crate::DpopLayerBuilder::token_cache_max_ttl) (5 minutes by
 //! default), so an introspection result is reused for that long: a token revoked at the
 //! authorization server stays accepted until then. Lower `token_cache_max_ttl` to notice
 //! revocation sooner, at the cost of more introspection calls.
@@ -58,7 +58,7 @@ use serde_json::Value;
 
 use super::expect::{Expected, Wanted};
 use super::{AccessToken, TokenError, TokenValidator};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::http_fetch::HttpFetch;
 
 /// Largest introspection response accepted, in bytes.

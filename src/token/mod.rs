@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::thumbprint::Thumbprint;
+use crate::proof::thumbprint::Thumbprint;
 
 pub(crate) mod cache;
 pub(crate) mod expect;

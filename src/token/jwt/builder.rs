@@ -9,10 +9,10 @@ use super::keys::KeyRing;
 #[cfg(feature = "jwks-fetch")]
 use super::remote;
 use super::{Inner, JwtValidator, KeySource};
-use crate::algorithm::Algorithm;
 #[cfg(feature = "jwks-fetch")]
 use crate::clock::{Clock, SystemClock};
-use crate::config::ConfigError;
+use crate::error::ConfigError;
+use crate::proof::algorithm::Algorithm;
 use crate::token::expect::{Expected, Wanted};
 
 /// Configures a [`JwtValidator`].

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::MAX_TOKEN_LEN;
-use crate::algorithm::Algorithm;
-use crate::key::VerifyingKey;
+use crate::proof::algorithm::Algorithm;
+use crate::proof::key::VerifyingKey;
 use crate::token::expect::Expected;
 use crate::token::{AccessToken, TokenError};
 

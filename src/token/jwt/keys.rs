@@ -1,5 +1,5 @@
 //! A key set prepared for verification: each usable key of a JWKS imported once, when the set
-//! is loaded, into the same verifiers the proof keys use ([`crate::jwk`] for the bounds,
+//! is loaded, into the same verifiers the proof keys use ([`crate::proof::jwk`] for the bounds,
 //! [`VerifyingKey`] for the signature), and found by `kid` and `alg` for each token.
 
 use std::borrow::Cow;
@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::algorithm::Algorithm;
-use crate::jwk::{PublicJwk, RawJwk};
-use crate::key::VerifyingKey;
+use crate::proof::algorithm::Algorithm;
+use crate::proof::jwk::{PublicJwk, RawJwk};
+use crate::proof::key::VerifyingKey;
 
 /// Keys of one set beyond this many are skipped: real sets hold a handful, and each key costs
 /// an import when the set loads.

@@ -23,10 +23,10 @@ use reqwest::Url;
 use tokio::sync::watch;
 
 use super::keys::KeyRing;
-use crate::algorithm::Algorithm;
 use crate::clock::Clock;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::http_fetch::HttpFetch;
+use crate::proof::algorithm::Algorithm;
 
 /// Largest JWKS document accepted.
 pub(super) const MAX_JWKS_BYTES: usize = 1024 * 1024;

@@ -17,12 +17,12 @@ use std::net::Ipv6Addr;
 use std::str::FromStr;
 
 /// Maximum length in bytes of a URI, path or origin; longer input is rejected before parsing.
-pub const MAX_HTU_LEN: usize = 4096;
+pub(crate) const MAX_HTU_LEN: usize = 4096;
 
 /// Why a URI could not be normalized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum HtuError {
+pub(crate) enum HtuError {
     /// The input is longer than [`MAX_HTU_LEN`] bytes.
     TooLong,
     /// The input is not an absolute URI (or, for a request path, does not start with `/`).
@@ -299,7 +299,7 @@ fn remove_dot_segments(path: &str) -> String {
 ///
 /// # Errors
 /// Any [`HtuError`] except [`HtuError::NotAnOrigin`], when `uri` is not an acceptable `htu`.
-pub fn normalize(uri: &str) -> Result<Cow<'_, str>, HtuError> {
+pub(crate) fn normalize(uri: &str) -> Result<Cow<'_, str>, HtuError> {
     let parts = parse(uri)?;
     let path = normalize_path_inner(parts.path, Dots::Remove)?;
     if parts.prefix_normal && !parts.cut && path.is_none() {
@@ -320,7 +320,7 @@ pub fn normalize(uri: &str) -> Result<Cow<'_, str>, HtuError> {
 /// # Errors
 /// [`HtuError::TooLong`], [`HtuError::InvalidCharacter`], [`HtuError::InvalidPercentEncoding`],
 /// or [`HtuError::NotAbsolute`] when the path does not start with `/`.
-pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, HtuError> {
+pub(crate) fn normalize_path(path: &str) -> Result<Cow<'_, str>, HtuError> {
     check_input(path)?;
     let (path, _) = cut_query(path);
     if path.is_empty() {
@@ -339,7 +339,7 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, HtuError> {
 /// configuration time. Anything after the authority other than an empty path or "/" is an
 /// error ([`HtuError::NotAnOrigin`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicOrigin {
+pub(crate) struct PublicOrigin {
     /// Normalized `scheme://host[:port]`, without trailing slash.
     origin: String,
 }
@@ -349,7 +349,7 @@ impl PublicOrigin {
     ///
     /// # Errors
     /// As [`normalize`], plus [`HtuError::NotAnOrigin`] for a path, query or fragment.
-    pub fn parse(origin: &str) -> Result<Self, HtuError> {
+    pub(crate) fn parse(origin: &str) -> Result<Self, HtuError> {
         let parts = parse(origin)?;
         if parts.cut || !matches!(parts.path, "" | "/") {
             return Err(HtuError::NotAnOrigin);
@@ -361,14 +361,14 @@ impl PublicOrigin {
 
     /// The normalized origin, `scheme://host[:port]` without trailing slash.
     #[must_use]
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.origin
     }
 
     /// True when `htu` (the raw claim) normalizes to this origin followed by the normalized
     /// `request_path`.
     #[must_use]
-    pub fn matches(&self, htu: &str, request_path: &str) -> bool {
+    pub(crate) fn matches(&self, htu: &str, request_path: &str) -> bool {
         matches_any(std::slice::from_ref(self), htu, request_path)
     }
 }
@@ -390,7 +390,7 @@ impl FromStr for PublicOrigin {
 /// True when the claim matches the request path under any of the origins. Normalizes the
 /// claim and the path once, not once per origin.
 #[must_use]
-pub fn matches_any(origins: &[PublicOrigin], htu: &str, request_path: &str) -> bool {
+pub(crate) fn matches_any(origins: &[PublicOrigin], htu: &str, request_path: &str) -> bool {
     exact_match(origins, htu, request_path) || normalized_match(origins, htu, request_path)
 }
 
@@ -423,6 +423,10 @@ fn normalized_match(origins: &[PublicOrigin], htu: &str, request_path: &str) -> 
         .iter()
         .any(|origin| htu.strip_prefix(origin.as_str()) == Some(&*path))
 }
+
+#[cfg(test)]
+#[path = "htu_properties.rs"]
+mod properties;
 
 #[cfg(test)]
 mod tests {

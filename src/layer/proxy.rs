@@ -36,7 +36,7 @@
 //! against the configured origins, as without a trusted proxy.
 //!
 //! ```
-//! use tower_dpop::proxy::ForwardedHeader;
+//! use tower_dpop::layer::ForwardedHeader;
 //! use tower_dpop::{testing::TestIssuer, DpopLayer};
 //!
 //! let issuer = TestIssuer::new();
@@ -65,13 +65,13 @@ use std::str::FromStr;
 use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName};
 
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::error::{Error, ErrorKind};
-use crate::htu::PublicOrigin;
+use crate::proof::htu::PublicOrigin;
 
 /// The largest forwarding header value read, in bytes; a longer one is refused as malformed.
 /// A proxy's own element is a few dozen bytes, a chain of several proxies a few hundred.
-pub const MAX_FORWARDED_LEN: usize = 4096;
+pub(crate) const MAX_FORWARDED_LEN: usize = 4096;
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -94,7 +94,7 @@ pub enum ForwardedHeader {
 /// An address or network (`10.0.0.0/8`, `::1`, `192.168.1.7/32`) whose forwarding headers are
 /// trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrustedProxy {
+pub(crate) struct TrustedProxy {
     net: IpAddr,
     prefix: u8,
 }
@@ -104,9 +104,10 @@ impl FromStr for TrustedProxy {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            ConfigError::new(format!(
-                "trusted proxy {s:?} is not an IP address or CIDR network"
-            ))
+            ConfigError::setting(
+                "trusted_proxy",
+                format!("{s:?} is not an IP address or CIDR network such as 10.0.0.0/8"),
+            )
         };
         let (ip, prefix) = match s.split_once('/') {
             Some((ip, p)) => (ip, Some(p.parse::<u8>().map_err(|_| bad())?)),
@@ -125,7 +126,7 @@ impl FromStr for TrustedProxy {
 impl TrustedProxy {
     /// `true` when `ip` is in this network.
     #[must_use]
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
@@ -195,11 +196,13 @@ impl ProxyTrust {
         match (proxies.is_empty(), header) {
             (true, None) => Ok(None),
             (false, Some(header)) => Ok(Some(Self { proxies, header })),
-            (true, Some(_)) => Err(ConfigError::new(
+            (true, Some(_)) => Err(ConfigError::setting(
+                "forwarded_header",
                 "forwarded_header is set but no trusted_proxy: it would do nothing; \
                  add the proxy addresses with trusted_proxy, or remove forwarded_header",
             )),
-            (false, None) => Err(ConfigError::new(
+            (false, None) => Err(ConfigError::setting(
+                "forwarded_header",
                 "trusted_proxy needs forwarded_header: set ForwardedHeader::Forwarded or \
                  ForwardedHeader::XForwarded, whichever family your proxy sets",
             )),

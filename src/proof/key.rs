@@ -22,9 +22,9 @@ use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use sha2::Digest as _;
 
-use crate::algorithm::Algorithm;
-use crate::jwk::{EcCurve, OkpCurve, PublicJwk};
-use crate::thumbprint::Thumbprint;
+use crate::proof::algorithm::Algorithm;
+use crate::proof::jwk::{EcCurve, OkpCurve, PublicJwk};
+use crate::proof::thumbprint::Thumbprint;
 
 const BAD_KEY: &str = "jwk is not a valid public key";
 
@@ -218,7 +218,7 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), &'static str> {
         Some(first) => n.len() * 8 - first.leading_zeros() as usize,
         None => 0,
     };
-    if !(crate::jwk::MIN_RSA_BITS..=crate::jwk::MAX_RSA_BITS).contains(&bits) {
+    if !(crate::proof::jwk::MIN_RSA_BITS..=crate::proof::jwk::MAX_RSA_BITS).contains(&bits) {
         return Err("jwk RSA modulus must be 2048 to 4096 bits");
     }
     // At most 4 bytes (checked by the JWK parser), so no overflow; saturating regardless.

@@ -4,6 +4,13 @@
 //! are parsed into typed structs and every structural rule is checked. The signature itself is
 //! checked by the `key` module, after the cheaper request checks of the pipeline (`verify_request`).
 
+pub(crate) mod algorithm;
+pub(crate) mod charset;
+pub(crate) mod htu;
+pub(crate) mod jwk;
+pub(crate) mod key;
+pub(crate) mod thumbprint;
+
 use std::borrow::Cow;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,12 +19,12 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::algorithm::Algorithm;
 use crate::error::{Error, ErrorKind};
-use crate::jwk::{PublicJwk, RawJwk};
+use crate::proof::algorithm::Algorithm;
+use crate::proof::jwk::{PublicJwk, RawJwk};
 
 /// Largest `jti` accepted, in bytes.
-pub const MAX_JTI_LEN: usize = 256;
+pub(crate) const MAX_JTI_LEN: usize = 256;
 
 /// The claims of a verified proof, handed to handlers through the extractor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +46,7 @@ pub struct ProofClaims {
 }
 
 /// Largest signature of any accepted algorithm, in bytes (RSA with a 4096-bit modulus).
-pub(crate) const MAX_SIGNATURE_LEN: usize = crate::jwk::MAX_RSA_BITS / 8;
+pub(crate) const MAX_SIGNATURE_LEN: usize = crate::proof::jwk::MAX_RSA_BITS / 8;
 
 /// A proof split into its three base64url parts, not yet decoded: the header is decoded only
 /// when the key cache does not know its exact text.

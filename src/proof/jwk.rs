@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::algorithm::Algorithm;
+use crate::proof::algorithm::Algorithm;
 
 /// Smallest RSA modulus accepted, in bits.
 pub(crate) const MIN_RSA_BITS: usize = 2048;
@@ -223,7 +223,7 @@ fn has_leading_zero_octet(s: &str) -> bool {
 /// without decoding it.
 fn check_b64(s: &str, min: usize, max: usize) -> Result<(), JwkError> {
     const MALFORMED: JwkError = "jwk member is not base64url of the right length";
-    if !crate::charset::is_base64url(s.as_bytes()) {
+    if !crate::proof::charset::is_base64url(s.as_bytes()) {
         return Err(MALFORMED);
     }
     let len = s.len();

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::jwk::PublicJwk;
+use crate::proof::jwk::PublicJwk;
 
 /// A JWK SHA-256 thumbprint: 32 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,8 +112,8 @@ pub(crate) fn thumbprint(jwk: &PublicJwk<'_>) -> Thumbprint {
 /// when minting test tokens. Returns `None` for a key the layer would not accept (private
 /// material, unsupported type, wrong lengths).
 #[must_use]
-pub fn jwk_thumbprint(jwk_json: &str) -> Option<String> {
-    let raw: crate::jwk::RawJwk<'_> = serde_json::from_str(jwk_json).ok()?;
+pub(crate) fn jwk_thumbprint(jwk_json: &str) -> Option<String> {
+    let raw: crate::proof::jwk::RawJwk<'_> = serde_json::from_str(jwk_json).ok()?;
     let jwk = PublicJwk::from_raw(raw).ok()?;
     Some(thumbprint(&jwk).to_base64url())
 }
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn matches_jkt_is_exact() {
         let jwk = r#"{"kty":"EC","x":"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs","y":"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA","crv":"P-256"}"#;
-        let raw: crate::jwk::RawJwk<'_> = serde_json::from_str(jwk).unwrap();
+        let raw: crate::proof::jwk::RawJwk<'_> = serde_json::from_str(jwk).unwrap();
         let tp = thumbprint(&PublicJwk::from_raw(raw).unwrap());
         assert!(tp.matches_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
         assert!(!tp.matches_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4J"));
