@@ -36,7 +36,7 @@ fn main() {
     let before = rss_bytes();
     for (key, slot) in keys.iter().zip(lat.iter_mut()) {
         let t = Instant::now();
-        let seen = store.check_and_insert_sync(*key, Duration::from_secs(600));
+        let seen = tower_dpop::__private::memory_insert(&store, *key, Duration::from_secs(600));
         *slot = t.elapsed().as_nanos() as u64;
         assert_eq!(seen, Ok(Seen::First));
     }
@@ -56,7 +56,7 @@ fn main() {
     // A replay of every 1000th key is still caught at this size.
     for key in keys.iter().step_by(1000) {
         assert_eq!(
-            store.check_and_insert_sync(*key, Duration::from_secs(600)),
+            tower_dpop::__private::memory_insert(&store, *key, Duration::from_secs(600)),
             Ok(Seen::Replay)
         );
     }

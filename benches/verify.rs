@@ -57,16 +57,7 @@ impl Resettable {
 impl ReplayStore for Resettable {
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError> {
         let store = self.0.read().unwrap().clone();
-        store.check_and_insert_sync(key, ttl)
-    }
-
-    fn check_and_insert_now(
-        &self,
-        key: ReplayKey,
-        ttl: Duration,
-    ) -> Option<Result<Seen, ReplayError>> {
-        let store = self.0.read().unwrap().clone();
-        Some(store.check_and_insert_sync(key, ttl))
+        __private::memory_insert(&store, key, ttl)
     }
 }
 
@@ -466,7 +457,7 @@ fn bench_pieces(c: &mut Criterion, issuer: &TestIssuer) {
             n += 1;
             let key = ReplayKey::new(&Thumbprint::from_bytes([7; 32]), &n.to_string());
             assert_eq!(
-                store.check_and_insert_sync(key, Duration::from_secs(60)),
+                __private::memory_insert(&store, key, Duration::from_secs(60)),
                 Ok(Seen::First)
             );
         })

@@ -138,3 +138,15 @@ impl Origins {
         crate::proof::htu::matches_any(&self.0, htu, path)
     }
 }
+
+/// The memory store's insert without the trait's boxed future, as the layer calls it.
+///
+/// # Errors
+/// [`ReplayError::Full`](crate::replay::ReplayError::Full) when the store is full.
+pub fn memory_insert(
+    store: &crate::replay::MemoryReplayStore,
+    key: crate::replay::ReplayKey,
+    ttl: Duration,
+) -> Result<crate::replay::Seen, crate::replay::ReplayError> {
+    store.check_and_insert_sync(key, ttl)
+}

@@ -316,10 +316,7 @@ pub(crate) async fn authenticate(
     })?;
     let ttl = config.replay_ttl;
     let replay_key = ReplayKey::new(&tp, &claims.jti);
-    let seen = match config.replay.check_and_insert_now(replay_key, ttl) {
-        Some(answer) => answer,
-        None => config.replay.check_and_insert(replay_key, ttl).await,
-    };
+    let seen = config.replay.check_and_insert(replay_key, ttl).await;
     if seen != Ok(Seen::First) {
         config.quota.release(&tp, reserved);
     }

@@ -130,7 +130,7 @@ fn proof_err(kind: ErrorKind, reason: &'static str) -> Result<(), Error> {
 
 #[tokio::test]
 async fn a_valid_request_is_accepted_for_every_default_algorithm() {
-    for alg in Algorithm::DEFAULT {
+    for &alg in Algorithm::DEFAULT {
         let f = Fixture::with(alg, |b| b);
         let ok = f
             .layer

@@ -288,7 +288,11 @@ async fn independent_proofs_and_tokens_are_accepted() {
             case["alg"].as_str().unwrap(),
             "{name}"
         );
-        assert_eq!(ok.token().jkt(), case["jkt"].as_str(), "{name}");
+        assert_eq!(
+            ok.token().jkt().map(|t| t.to_base64url()).as_deref(),
+            case["jkt"].as_str(),
+            "{name}"
+        );
         if name == "es256-nonce" {
             assert_eq!(ok.proof().nonce.as_deref(), Some("server-nonce-123"));
         }

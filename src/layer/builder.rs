@@ -14,7 +14,7 @@ use crate::proof::algorithm::Algorithm;
 use crate::proof::htu::PublicOrigin;
 use crate::proof::key::KeyCache;
 use crate::replay::quota::KeyQuota;
-use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::replay::{Backend, MemoryReplayStore, ReplayStore};
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
 
@@ -53,6 +53,7 @@ use crate::token::TokenValidator;
 /// | [`rejection_log_level`](Self::rejection_log_level) | INFO | a rejection is worth a line; lower it where they are mostly noise |
 /// | [`trusted_proxy`](Self::trusted_proxy) | none | forwarding headers are chosen by the sender; trust them only from your proxies |
 /// | [`forwarded_header`](Self::forwarded_header) | none: required with `trusted_proxy` | only the family your proxy sets can be trusted; the other one comes from the client |
+#[derive(Clone)]
 #[must_use]
 pub struct DpopLayerBuilder {
     origins: Vec<String>,
@@ -64,7 +65,7 @@ pub struct DpopLayerBuilder {
     max_proof_len: usize,
     max_token_len: usize,
     validator: Option<Arc<dyn TokenValidator>>,
-    replay: Option<Arc<dyn ReplayStore>>,
+    replay: Option<Backend>,
     replay_key_quota: Option<u64>,
     key_cache_capacity: u64,
     token_cache_capacity: u64,
@@ -188,7 +189,7 @@ impl DpopLayerBuilder {
     /// Sets the replay store (default: a [`MemoryReplayStore`] of 1 M entries, measuring
     /// time on the layer's [`clock`](Self::clock)).
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
-        self.replay = Some(Arc::new(store));
+        self.replay = Some(Backend::new(store));
         self
     }
 
@@ -464,9 +465,9 @@ impl DpopLayerBuilder {
                 ));
             }
         }
-        let replay: Arc<dyn ReplayStore> = match self.replay {
+        let replay = match self.replay {
             Some(store) => store,
-            None => Arc::new(
+            None => Backend::Memory(
                 MemoryReplayStore::new(MemoryReplayStore::DEFAULT_CAPACITY)
                     .shared_clock(self.clock.clone()),
             ),

@@ -11,7 +11,7 @@ use crate::proof::algorithm::Algorithm;
 use crate::proof::htu::PublicOrigin;
 use crate::proof::key::KeyCache;
 use crate::replay::quota::KeyQuota;
-use crate::replay::ReplayStore;
+use crate::replay::Backend;
 use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
 
@@ -29,7 +29,7 @@ pub struct DpopConfig {
     pub(crate) max_token_len: usize,
     pub(crate) validator: Arc<dyn TokenValidator>,
     pub(crate) tokens: TokenCache,
-    pub(crate) replay: Arc<dyn ReplayStore>,
+    pub(crate) replay: Backend,
     /// How long every replay entry lives: `max_age + future_leeway + clock_skew_allowance`.
     pub(crate) replay_ttl: Duration,
     /// Live replay entries per proof key.

@@ -305,7 +305,7 @@ mod tests {
     fn header_err(header: &str) -> String {
         let p = proof(header, CLAIMS);
         let json = split(p.as_bytes()).unwrap().decode_header().unwrap();
-        let e = match parse_header(&json, &Algorithm::DEFAULT) {
+        let e = match parse_header(&json, Algorithm::DEFAULT) {
             Err(e) => e,
             Ok(h) => parse_jwk(h.jwk, h.alg).unwrap_err(),
         };
@@ -436,7 +436,7 @@ mod tests {
         let p = proof(&ok, CLAIMS);
         let json = split(p.as_bytes()).unwrap().decode_header().unwrap();
         assert_eq!(
-            parse_header(&json, &Algorithm::DEFAULT).unwrap().alg,
+            parse_header(&json, Algorithm::DEFAULT).unwrap().alg,
             Algorithm::ES256
         );
         assert!(

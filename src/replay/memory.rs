@@ -246,10 +246,7 @@ impl MemoryReplayStore {
     }
 
     /// The synchronous form of [`ReplayStore::check_and_insert`].
-    ///
-    /// # Errors
-    /// [`ReplayError::Full`] when the store holds `capacity` live entries.
-    pub fn check_and_insert_sync(
+    pub(crate) fn check_and_insert_sync(
         &self,
         key: ReplayKey,
         ttl: Duration,
@@ -375,14 +372,6 @@ impl ReplayStore for MemoryReplayStore {
         self.check_and_insert_sync(key, ttl)
     }
 
-    fn check_and_insert_now(
-        &self,
-        key: ReplayKey,
-        ttl: Duration,
-    ) -> Option<Result<Seen, ReplayError>> {
-        Some(self.check_and_insert_sync(key, ttl))
-    }
-
     fn capacity(&self) -> Option<u64> {
         Some(self.inner.capacity)
     }
@@ -409,10 +398,11 @@ mod tests {
         suite::entries_expire(&MemoryReplayStore::new(100)).await;
     }
 
-    /// The synchronous answer is the store's answer, shared with the async path (also
-    /// through an `Arc`), and a store that does not override it sends callers to the async one.
+    /// The layer recognizes the memory store however it is handed over (as is, or in an
+    /// `Arc`) and calls it without a boxed future; the answers are the trait's.
     #[tokio::test]
-    async fn answers_now_as_the_async_path_would() {
+    async fn the_layer_calls_the_memory_store_directly() {
+        use crate::replay::Backend;
         #[derive(Debug)]
         struct Remote;
         #[async_trait::async_trait]
@@ -427,19 +417,23 @@ mod tests {
         }
         let ttl = Duration::from_secs(60);
         let key = |n: u8| ReplayKey([n; 32]);
-        let store = Arc::new(MemoryReplayStore::new(100));
-        assert_eq!(
-            store.check_and_insert_now(key(1), ttl),
-            Some(Ok(Seen::First))
-        );
+        let store = MemoryReplayStore::new(100);
+        for backend in [
+            Backend::new(store.clone()),
+            Backend::new(Arc::new(store.clone())),
+        ] {
+            assert!(matches!(backend, Backend::Memory(_)));
+            assert_eq!(backend.capacity(), Some(100));
+        }
+        let direct = Backend::new(store.clone());
+        assert_eq!(direct.check_and_insert(key(1), ttl).await, Ok(Seen::First));
         assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::Replay));
         assert_eq!(store.check_and_insert(key(2), ttl).await, Ok(Seen::First));
-        assert_eq!(
-            store.check_and_insert_now(key(2), ttl),
-            Some(Ok(Seen::Replay))
-        );
-        assert_eq!(Remote.check_and_insert_now(key(1), ttl), None);
-        assert_eq!(Arc::new(Remote).check_and_insert_now(key(1), ttl), None);
+        assert_eq!(direct.check_and_insert(key(2), ttl).await, Ok(Seen::Replay));
+        let remote = Backend::new(Remote);
+        assert!(matches!(remote, Backend::Other(_)));
+        assert_eq!(remote.capacity(), None);
+        assert_eq!(remote.check_and_insert(key(1), ttl).await, Ok(Seen::First));
     }
 
     #[test]

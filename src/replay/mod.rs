@@ -94,19 +94,6 @@ pub trait ReplayStore: Debug + Send + Sync + 'static {
     /// Records `key` for `ttl` unless it is already there.
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<Seen, ReplayError>;
 
-    /// The same, answered at once by a store that needs no I/O (an in-process one), so the
-    /// layer skips the boxed future of an `async_trait` call; `None`, the default, sends the
-    /// layer to [`check_and_insert`](Self::check_and_insert). A store that answers here must
-    /// give the answer `check_and_insert` would.
-    fn check_and_insert_now(
-        &self,
-        key: ReplayKey,
-        ttl: Duration,
-    ) -> Option<Result<Seen, ReplayError>> {
-        let _ = (key, ttl);
-        None
-    }
-
     /// The most live entries the store can hold, when it is bounded and knows it (the
     /// [`MemoryReplayStore`] does; `None`, the default, for a store such as Redis whose limit
     /// is set elsewhere). The layer derives its default per-key quota from it.
@@ -122,16 +109,48 @@ impl<T: ReplayStore + ?Sized> ReplayStore for std::sync::Arc<T> {
         (**self).check_and_insert(key, ttl).await
     }
 
-    fn check_and_insert_now(
+    fn capacity(&self) -> Option<u64> {
+        (**self).capacity()
+    }
+}
+
+/// The store a layer asks: the built-in memory store is called directly (no boxed future per
+/// request), any other through the trait.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Memory(MemoryReplayStore),
+    Other(std::sync::Arc<dyn ReplayStore>),
+}
+
+impl Backend {
+    /// The store, recognizing the memory store (by type) whatever way it was handed over.
+    pub(crate) fn new<S: ReplayStore>(store: S) -> Self {
+        let any: &dyn std::any::Any = &store;
+        if let Some(memory) = any.downcast_ref::<MemoryReplayStore>() {
+            return Self::Memory(memory.clone());
+        }
+        if let Some(memory) = any.downcast_ref::<std::sync::Arc<MemoryReplayStore>>() {
+            return Self::Memory((**memory).clone());
+        }
+        Self::Other(std::sync::Arc::new(store))
+    }
+
+    pub(crate) async fn check_and_insert(
         &self,
         key: ReplayKey,
         ttl: Duration,
-    ) -> Option<Result<Seen, ReplayError>> {
-        (**self).check_and_insert_now(key, ttl)
+    ) -> Result<Seen, ReplayError> {
+        match self {
+            Self::Memory(store) => store.check_and_insert_sync(key, ttl),
+            Self::Other(store) => store.check_and_insert(key, ttl).await,
+        }
     }
 
-    fn capacity(&self) -> Option<u64> {
-        (**self).capacity()
+    pub(crate) fn capacity(&self) -> Option<u64> {
+        match self {
+            Self::Memory(store) => Some(store.capacity()),
+            Self::Other(store) => store.capacity(),
+        }
     }
 }
 

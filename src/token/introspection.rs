@@ -69,6 +69,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// Builds an [`IntrospectionValidator`]; see [`IntrospectionValidator::builder`].
+#[derive(Clone)]
 pub struct IntrospectionValidatorBuilder {
     endpoint: String,
     credentials: Option<(String, String)>,

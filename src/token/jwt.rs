@@ -22,8 +22,10 @@ pub use builder::JwtValidatorBuilder;
 use checks::{Checked, Policy, BAD_SIGNATURE};
 use keys::{KeyRing, Lookup};
 
-/// Largest access token accepted, in bytes.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Largest access token the validator reads, in bytes: the layer's own bound
+/// ([`max_token_size`](crate::DpopLayerBuilder::max_token_size), at most 64 KiB) applies
+/// before the validator is asked; this one only guards direct calls.
+const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 #[derive(Debug)]
 enum KeySource {
@@ -34,7 +36,7 @@ enum KeySource {
 
 /// Validates JWT access tokens.
 ///
-/// Checks, in order, before any signature: size ([`MAX_TOKEN_LEN`]), compact form, header
+/// Checks, in order, before any signature: size (the layer's `max_token_size`), compact form, header
 /// (`crit` refused; `typ` `at+jwt`, `application/at+jwt`, `JWT` or absent, only the `at+jwt`
 /// forms with [`require_at_jwt_typ`](JwtValidatorBuilder::require_at_jwt_typ); `alg` on the
 /// allow-list), the claims that do not change with time (`iss` one of the configured issuers,

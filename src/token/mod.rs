@@ -25,10 +25,9 @@ pub mod jwt;
 pub struct AccessToken {
     /// Always a JSON object.
     claims: Value,
-    jkt: Option<String>,
-    /// `jkt` decoded once, here, rather than on every request; `None` when absent or not the
-    /// base64url of 32 bytes (a token no key can match).
-    bound_to: Option<Thumbprint>,
+    /// `cnf.jkt` decoded once, here, rather than on every request; `None` when absent or not
+    /// the base64url of 32 bytes (a token no key can match).
+    jkt: Option<Thumbprint>,
     /// `cnf` has at least one member: the token is sender-constrained (DPoP, mutual TLS, ...).
     constrained: bool,
     exp: Option<u64>,
@@ -53,11 +52,10 @@ impl AccessToken {
         };
         let exp = numeric_date(&claims, "exp")?;
         let nbf = numeric_date(&claims, "nbf")?;
-        let bound_to = jkt.as_deref().and_then(Thumbprint::from_jkt);
+        let jkt = jkt.as_deref().and_then(Thumbprint::from_jkt);
         Ok(Self {
             claims: Value::Object(claims),
             jkt,
-            bound_to,
             constrained,
             exp,
             nbf,
@@ -76,10 +74,11 @@ impl AccessToken {
         self.claims.get(name)
     }
 
-    /// The `cnf.jkt` thumbprint the token is bound to, if any.
+    /// The key thumbprint the token is bound to (`cnf.jkt`), if it has one that is a valid
+    /// RFC 7638 SHA-256 thumbprint.
     #[must_use]
-    pub fn jkt(&self) -> Option<&str> {
-        self.jkt.as_deref()
+    pub fn jkt(&self) -> Option<Thumbprint> {
+        self.jkt
     }
 
     /// `true` when the token carries a confirmation (`cnf`) of any kind: bound to a DPoP key
@@ -92,7 +91,7 @@ impl AccessToken {
 
     /// `true` when `cnf.jkt` is this thumbprint (compared in constant time).
     pub(crate) fn is_bound_to(&self, thumbprint: &Thumbprint) -> bool {
-        self.bound_to.is_some_and(|b| b.matches(thumbprint))
+        self.jkt.is_some_and(|b| b.matches(thumbprint))
     }
 
     /// `exp`, in seconds since the Unix epoch.
@@ -276,7 +275,8 @@ mod tests {
             json!({"sub":"a","cnf":{"jkt":"abc"},"exp":10,"nbf":2.5}),
         ))
         .unwrap();
-        assert_eq!(t.jkt(), Some("abc"));
+        assert_eq!(t.jkt(), None, "not a thumbprint");
+        assert!(t.is_sender_constrained(), "still bound");
         assert_eq!(t.expires_at(), Some(10));
         assert_eq!(t.not_before(), Some(2));
         assert_eq!(t.subject(), Some("a"));

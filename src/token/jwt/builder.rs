@@ -45,7 +45,7 @@ use crate::token::expect::{Expected, Wanted};
 /// # let _ = validator;
 /// # }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct JwtValidatorBuilder {
     jwks: Option<String>,

@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn lookups_share_the_verifier_imported_at_load() {
         let es = ClientKey::generate(Algorithm::ES256);
-        let r = ring(vec![jwk(&es, json!({"kid": "a"}))], &Algorithm::ALL);
+        let r = ring(vec![jwk(&es, json!({"kid": "a"}))], Algorithm::ALL);
         let first = found(r.find(Some("a"), Algorithm::ES256));
         assert_eq!(first, found(r.find(Some("a"), Algorithm::ES256)));
         assert_eq!(first, found(r.find(None, Algorithm::ES256)));
@@ -244,7 +244,7 @@ mod tests {
                 jwk(&rsa, json!({"kid": "rsa", "alg": "PS256"})),
                 jwk(&ed, json!({"kid": "ed"})),
             ],
-            &Algorithm::ALL,
+            Algorithm::ALL,
         );
         assert_eq!(r.len(), 3);
         assert!(matches!(
@@ -300,7 +300,7 @@ mod tests {
                 )
             })
             .collect();
-        let r = ring(keys, &Algorithm::ALL);
+        let r = ring(keys, Algorithm::ALL);
         assert!(matches!(
             r.find(None, Algorithm::ES256),
             Lookup::Refused("access token has no kid and the key set has several keys for its alg")
@@ -314,7 +314,7 @@ mod tests {
         let b = ClientKey::generate(Algorithm::ES256);
         let r = ring(
             vec![jwk(&a, json!({"kid": "x"})), jwk(&b, json!({"kid": "x"}))],
-            &Algorithm::ALL,
+            Algorithm::ALL,
         );
         assert!(matches!(
             r.find(Some("x"), Algorithm::ES256),
@@ -381,13 +381,13 @@ mod tests {
             b"{\"keys\":[],\"keys\":[]}",
             b"{}",
         ] {
-            assert!(KeyRing::parse(bad, &Algorithm::ALL).is_err(), "{bad:?}");
+            assert!(KeyRing::parse(bad, Algorithm::ALL).is_err(), "{bad:?}");
         }
         let ed = ClientKey::generate(Algorithm::EdDSA);
         let many: Vec<_> = (0..MAX_KEYS + 5)
             .map(|i| jwk(&ed, json!({"kid": i.to_string()})))
             .collect();
-        let r = ring(many, &Algorithm::ALL);
+        let r = ring(many, Algorithm::ALL);
         assert_eq!(r.len(), MAX_KEYS);
         let last = (MAX_KEYS - 1).to_string();
         assert!(matches!(
