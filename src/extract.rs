@@ -46,6 +46,36 @@ pub struct DpopAuth<T = Value> {
     pub proof: ProofClaims,
 }
 
+impl<T> DpopAuth<T> {
+    /// What the extractor would give a handler, for the handler's unit tests:
+    ///
+    /// ```
+    /// use tower_dpop::{DpopAuth, ProofClaims, Thumbprint};
+    ///
+    /// async fn me(auth: DpopAuth) -> String {
+    ///     format!("hello {}", auth.claims["sub"].as_str().unwrap_or("?"))
+    /// }
+    ///
+    /// let auth = DpopAuth::new(
+    ///     serde_json::json!({ "sub": "alice" }),
+    ///     Thumbprint::from_bytes([7; 32]),
+    ///     ProofClaims::new("jti-1", "GET", "https://api.example.com/me", 1_700_000_000, "ath"),
+    /// );
+    /// assert_eq!(futures::executor::block_on(me(auth)), "hello alice");
+    /// ```
+    pub fn new(claims: T, jkt: Thumbprint, proof: ProofClaims) -> Self {
+        Self { claims, jkt, proof }
+    }
+}
+
+impl<T> TokenAuth<T> {
+    /// What the extractor would give a handler (`jkt` `None` for a Bearer request), for the
+    /// handler's unit tests.
+    pub fn new(claims: T, jkt: Option<Thumbprint>) -> Self {
+        Self { claims, jkt }
+    }
+}
+
 /// Why [`DpopAuth`] or [`TokenAuth`] could not be extracted.
 ///
 /// Answered like a rejection of the layer itself: the same status, `WWW-Authenticate`

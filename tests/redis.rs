@@ -891,59 +891,9 @@ async fn a_refused_config_command_is_logged_at_debug_and_requests_go_on() {
     assert!(!capture.text().contains(" WARN "), "{}", capture.text());
 }
 
-/// The store-conformance suite of `src/replay/mod.rs` (run there against the memory store),
-/// the same calls against Redis, through `dyn ReplayStore` as the suite makes them.
-mod suite {
-    use super::*;
-
-    pub(super) async fn first_then_replay(store: &dyn ReplayStore) {
-        let ttl = Duration::from_secs(60);
-        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::First));
-        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::Replay));
-        assert_eq!(store.check_and_insert(key(2), ttl).await, Ok(Seen::First));
-    }
-
-    pub(super) async fn concurrent_same_key_one_winner(store: Arc<dyn ReplayStore>) {
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .check_and_insert(key(9), Duration::from_secs(60))
-                    .await
-            }));
-        }
-        let mut first = 0;
-        for t in tasks {
-            if t.await.unwrap() == Ok(Seen::First) {
-                first += 1;
-            }
-        }
-        assert_eq!(first, 1);
-    }
-
-    pub(super) async fn entries_expire(store: &dyn ReplayStore) {
-        let ttl = Duration::from_millis(1100);
-        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
-        tokio::time::sleep(Duration::from_millis(1600)).await;
-        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
-    }
-}
-
-#[tokio::test]
-async fn suite_first_then_replay() {
-    let Some(redis) = Shared::get() else { return };
-    suite::first_then_replay(&redis.store()).await;
-}
-
+/// The conformance suite every store runs (`testing::check_replay_store`), against Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suite_concurrent() {
+async fn conforms() {
     let Some(redis) = Shared::get() else { return };
-    suite::concurrent_same_key_one_winner(Arc::new(redis.store())).await;
-}
-
-#[tokio::test]
-async fn suite_expiry() {
-    let Some(redis) = Shared::get() else { return };
-    suite::entries_expire(&redis.store()).await;
+    tower_dpop::testing::check_replay_store(redis.store()).await;
 }

@@ -45,6 +45,35 @@ pub struct ProofClaims {
     pub nonce: Option<String>,
 }
 
+impl ProofClaims {
+    /// Claims as a proof would carry them (no nonce), e.g. to build a
+    /// [`DpopAuth`](crate::DpopAuth) in a handler's unit test.
+    #[must_use]
+    pub fn new(
+        jti: impl Into<String>,
+        htm: impl Into<String>,
+        htu: impl Into<String>,
+        iat: u64,
+        ath: impl Into<String>,
+    ) -> Self {
+        Self {
+            jti: jti.into(),
+            htm: htm.into(),
+            htu: htu.into(),
+            iat,
+            ath: ath.into(),
+            nonce: None,
+        }
+    }
+
+    /// The same claims with a server nonce.
+    #[must_use]
+    pub fn with_nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.nonce = Some(nonce.into());
+        self
+    }
+}
+
 /// Largest signature of any accepted algorithm, in bytes (RSA with a 4096-bit modulus).
 pub(crate) const MAX_SIGNATURE_LEN: usize = crate::proof::jwk::MAX_RSA_BITS / 8;
 

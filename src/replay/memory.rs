@@ -380,22 +380,12 @@ impl ReplayStore for MemoryReplayStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::suite;
     use std::time::Instant;
 
-    #[tokio::test]
-    async fn suite_first_then_replay() {
-        suite::first_then_replay(&MemoryReplayStore::new(100)).await;
-    }
-
+    /// The conformance suite every store runs (`testing::check_replay_store`).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn suite_concurrent() {
-        suite::concurrent_same_key_one_winner(Arc::new(MemoryReplayStore::new(100))).await;
-    }
-
-    #[tokio::test]
-    async fn suite_expiry() {
-        suite::entries_expire(&MemoryReplayStore::new(100)).await;
+    async fn conforms() {
+        crate::testing::check_replay_store(MemoryReplayStore::new(100)).await;
     }
 
     /// The layer recognizes the memory store however it is handed over (as is, or in an

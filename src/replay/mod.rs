@@ -155,51 +155,6 @@ impl Backend {
 }
 
 #[cfg(test)]
-#[allow(dead_code)]
-pub(crate) mod suite {
-    //! One behaviour suite, run against every store.
-    use super::*;
-    use std::sync::Arc;
-
-    fn key(n: u8) -> ReplayKey {
-        ReplayKey([n; 32])
-    }
-
-    pub(crate) async fn first_then_replay(store: &dyn ReplayStore) {
-        let ttl = Duration::from_secs(60);
-        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::First));
-        assert_eq!(store.check_and_insert(key(1), ttl).await, Ok(Seen::Replay));
-        assert_eq!(store.check_and_insert(key(2), ttl).await, Ok(Seen::First));
-    }
-
-    pub(crate) async fn concurrent_same_key_one_winner(store: Arc<dyn ReplayStore>) {
-        let mut tasks = Vec::new();
-        for _ in 0..64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .check_and_insert(key(9), Duration::from_secs(60))
-                    .await
-            }));
-        }
-        let mut first = 0;
-        for t in tasks {
-            if t.await.unwrap() == Ok(Seen::First) {
-                first += 1;
-            }
-        }
-        assert_eq!(first, 1);
-    }
-
-    pub(crate) async fn entries_expire(store: &dyn ReplayStore) {
-        let ttl = Duration::from_millis(1100);
-        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
-        tokio::time::sleep(Duration::from_millis(1600)).await;
-        assert_eq!(store.check_and_insert(key(3), ttl).await, Ok(Seen::First));
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -20,6 +20,10 @@
 
 #![allow(clippy::expect_used, clippy::missing_panics_doc)]
 
+mod replay_store;
+
+pub use replay_store::check_replay_store;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use josekit::jwk::{alg::ed::EdCurve, Jwk, KeyPair};
@@ -125,10 +129,61 @@ impl ClientKey {
                 (kp.to_jwk_key_pair(), kp.to_jwk_public_key())
             }
         };
-        Self::from_jwk(alg, pair, &public)
+        Self::from_pair(alg, pair, &public).expect("a generated key fits its algorithm")
     }
 
-    fn from_jwk(alg: Algorithm, mut pair: Jwk, public: &Jwk) -> Self {
+    /// Loads a private key given as a JWK (JSON with its private members), to sign with
+    /// `alg`.
+    ///
+    /// # Errors
+    /// When the JSON is not a private JWK, or the key does not fit `alg`.
+    pub fn from_jwk(alg: Algorithm, private_jwk: &str) -> Result<Self, String> {
+        let pair = Jwk::from_bytes(private_jwk).map_err(|e| e.to_string())?;
+        let mut public = pair.clone();
+        let members: Vec<String> = pair.as_ref().keys().cloned().collect();
+        let mut public_map = public.as_ref().clone();
+        for m in &members {
+            if matches!(
+                m.as_str(),
+                "d" | "p" | "q" | "dp" | "dq" | "qi" | "oth" | "k"
+            ) {
+                public_map.remove(m);
+            }
+        }
+        public = Jwk::from_map(public_map).map_err(|e| e.to_string())?;
+        Self::from_pair(alg, pair, &public)
+    }
+
+    /// Loads a private key in PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), to sign with `alg`.
+    ///
+    /// # Errors
+    /// When the PEM is not a private key of a type that fits `alg`.
+    pub fn from_pkcs8_pem(alg: Algorithm, pem: &str) -> Result<Self, String> {
+        use josekit::jws;
+        let err = |e: josekit::JoseError| e.to_string();
+        let (pair, public) = match alg {
+            Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => {
+                let kp = match alg {
+                    Algorithm::ES256 => jws::ES256.key_pair_from_pem(pem),
+                    Algorithm::ES384 => jws::ES384.key_pair_from_pem(pem),
+                    _ => jws::ES512.key_pair_from_pem(pem),
+                }
+                .map_err(err)?;
+                (kp.to_jwk_key_pair(), kp.to_jwk_public_key())
+            }
+            Algorithm::EdDSA | Algorithm::Ed25519 => {
+                let kp = jws::EdDSA.key_pair_from_pem(pem).map_err(err)?;
+                (kp.to_jwk_key_pair(), kp.to_jwk_public_key())
+            }
+            _ => {
+                let kp = jws::RS256.key_pair_from_pem(pem).map_err(err)?;
+                (kp.to_jwk_key_pair(), kp.to_jwk_public_key())
+            }
+        };
+        Self::from_pair(alg, pair, &public)
+    }
+
+    fn from_pair(alg: Algorithm, mut pair: Jwk, public: &Jwk) -> Result<Self, String> {
         use josekit::jws;
         // The generator stamps its own `alg`; the key is used with `alg` instead.
         pair.set_algorithm(match alg {
@@ -136,18 +191,19 @@ impl ClientKey {
             other => other.as_str(),
         });
         let pair = &pair;
+        let fits = |e: josekit::JoseError| format!("the key does not fit {alg}: {e}");
         let signer: Box<dyn JwsSigner> = match alg {
-            Algorithm::ES256 => Box::new(jws::ES256.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::ES384 => Box::new(jws::ES384.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::ES512 => Box::new(jws::ES512.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::PS256 => Box::new(jws::PS256.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::PS384 => Box::new(jws::PS384.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::PS512 => Box::new(jws::PS512.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::RS256 => Box::new(jws::RS256.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::RS384 => Box::new(jws::RS384.signer_from_jwk(pair).expect("key fits")),
-            Algorithm::RS512 => Box::new(jws::RS512.signer_from_jwk(pair).expect("key fits")),
+            Algorithm::ES256 => Box::new(jws::ES256.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::ES384 => Box::new(jws::ES384.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::ES512 => Box::new(jws::ES512.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::PS256 => Box::new(jws::PS256.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::PS384 => Box::new(jws::PS384.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::PS512 => Box::new(jws::PS512.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::RS256 => Box::new(jws::RS256.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::RS384 => Box::new(jws::RS384.signer_from_jwk(pair).map_err(fits)?),
+            Algorithm::RS512 => Box::new(jws::RS512.signer_from_jwk(pair).map_err(fits)?),
             Algorithm::EdDSA | Algorithm::Ed25519 => {
-                Box::new(jws::EdDSA.signer_from_jwk(pair).expect("key fits"))
+                Box::new(jws::EdDSA.signer_from_jwk(pair).map_err(fits)?)
             }
         };
         let mut public_jwk: Map<String, Value> = public.as_ref().clone();
@@ -156,13 +212,13 @@ impl ClientKey {
         }
         let public_jwk = Value::Object(public_jwk);
         let jkt = crate::proof::thumbprint::jwk_thumbprint(&public_jwk.to_string())
-            .expect("a generated key has a thumbprint");
-        Self {
+            .ok_or("the public key has no RFC 7638 thumbprint")?;
+        Ok(Self {
             alg,
             signer,
             public_jwk,
             jkt,
-        }
+        })
     }
 
     /// The algorithm this key signs with.
@@ -406,4 +462,79 @@ pub fn request_parts(
 #[must_use]
 pub fn jwk_thumbprint(jwk_json: &str) -> Option<String> {
     crate::proof::thumbprint::jwk_thumbprint(jwk_json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key loaded from its JWK or its PKCS#8 PEM signs proofs the layer accepts (same
+    /// thumbprint as the key's own), for every key type.
+    #[test]
+    fn keys_load_from_jwk_and_pem() {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        use openssl::pkey::PKey;
+        let ec =
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap();
+        let pem = String::from_utf8(
+            PKey::from_ec_key(ec)
+                .unwrap()
+                .private_key_to_pem_pkcs8()
+                .unwrap(),
+        )
+        .unwrap();
+        let from_pem = ClientKey::from_pkcs8_pem(Algorithm::ES256, &pem).unwrap();
+        assert_eq!(from_pem.public_jwk()["crv"], "P-256");
+        assert!(from_pem.public_jwk().get("d").is_none(), "public only");
+        let proof = from_pem
+            .proof("GET", "https://a.example/r")
+            .access_token("t")
+            .iat(1)
+            .sign();
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(proof.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            jwk_thumbprint(&header["jwk"].to_string()).as_deref(),
+            Some(from_pem.jkt())
+        );
+        // And the layer accepts its proofs for a token bound to it.
+        let issuer = TestIssuer::new();
+        let token = issuer.token_for(from_pem.jkt(), unix_now() + 600);
+        let layer = crate::DpopLayer::builder()
+            .public_origin("https://a.example")
+            .token_validator(issuer.validator())
+            .build()
+            .unwrap();
+        let proof = from_pem
+            .proof("GET", "https://a.example/r")
+            .access_token(&token)
+            .sign();
+        let parts = request_parts(&http::Method::GET, "/r", &dpop_headers(&token, &proof));
+        let accepted = futures::executor::block_on(layer.authenticate(&parts));
+        assert!(accepted.is_ok(), "{accepted:?}");
+
+        let ed = PKey::generate_ed25519().unwrap();
+        let ed_pem = String::from_utf8(ed.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        assert!(ClientKey::from_pkcs8_pem(Algorithm::EdDSA, &ed_pem).is_ok());
+        assert!(
+            ClientKey::from_pkcs8_pem(Algorithm::ES256, &ed_pem).is_err(),
+            "wrong type"
+        );
+        assert!(ClientKey::from_pkcs8_pem(Algorithm::ES256, "not a pem").is_err());
+
+        let generated = josekit::jws::ES256.generate_key_pair().unwrap();
+        let private = generated.to_jwk_key_pair().to_string();
+        let from_jwk = ClientKey::from_jwk(Algorithm::ES256, &private).unwrap();
+        assert!(from_jwk.public_jwk().get("d").is_none(), "public only");
+        assert!(ClientKey::from_jwk(Algorithm::ES256, "{}").is_err());
+        assert!(
+            ClientKey::from_jwk(Algorithm::RS256, &private).is_err(),
+            "wrong type"
+        );
+    }
 }
