@@ -139,6 +139,7 @@ impl HttpFetch {
     }
 }
 
+#[cfg(feature = "introspection")]
 impl HttpFetch {
     /// POSTs a form to `url` with these extra headers (marked sensitive by the caller where
     /// they carry credentials); the status and the body (at most `max_bytes`) of the answer.

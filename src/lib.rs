@@ -66,8 +66,35 @@
 //! 6. The proof's key holds fewer live replay entries than its
 //!    [quota](DpopLayerBuilder::replay_key_quota) (else 429 with `Retry-After`).
 //! 7. The `jti` has not been seen for this key (replay store, asked last; 503 when it cannot
-//!    answer). Every entry lives the whole [replay window](DpopConfig::replay_window).
+//!    answer). Every entry lives the whole [replay window](layer::DpopConfig::replay_window).
 
+//!
+//! # Other frameworks
+//!
+//! The layer wraps any Tower HTTP service and body (hyper, tonic, axum): its responses are
+//! [`layer::ResponseBody`]. Outside Tower, [`DpopLayer::authenticate`] checks a request's head
+//! exactly as the service does and [`DpopLayer::rejection`] builds the answer.
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `axum` | yes | the extractors ([`DpopAuth`], [`TokenAuth`]), the metadata router, reading axum's `OriginalUri`, `ConnectInfo` and `MatchedPath`; without it the crate depends on neither axum nor hyper-util |
+//! | `jwks-fetch` | yes | fetch the [`JwtValidator`](token::jwt::JwtValidator)'s key set from a URL (reqwest, tokio) |
+//! | `native-tls` | yes | the TLS of the key-set and introspection clients: the platform's (OpenSSL here) |
+//! | `rustls` | no | the same with rustls (and its default crypto provider) instead |
+//! | `introspection` | no | [`IntrospectionValidator`](token::introspection::IntrospectionValidator): opaque tokens through RFC 7662 introspection |
+//! | `redis` | no | [`RedisReplayStore`](replay::RedisReplayStore): one replay store for a fleet |
+//! | `test-util` | no | [`testing`]: client keys, an issuer, request helpers, the replay-store conformance suite |
+//!
+//! # Guides
+//!
+//! The guides in the repository's `docs/` folder: getting started, configuration (every setting,
+//! its default and why), deployment (fleets, Redis, proxies, clocks), security (the threat
+//! model and the test that holds each defence), performance, and the crate's architecture. The
+//! layer-order guide is compiled here as [`guides::layers`] (feature `axum`).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(
@@ -88,6 +115,7 @@ mod authenticated;
 pub mod clock;
 mod error;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 /// Guides, from the repository's `docs/` folder; their code blocks run as doctests.
 #[cfg(all(any(doc, doctest), feature = "axum"))]
@@ -105,6 +133,7 @@ pub mod nonce;
 mod proof;
 pub mod replay;
 #[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 pub mod token;
 mod verify;
@@ -115,6 +144,7 @@ pub use async_trait::async_trait;
 pub use authenticated::{Authenticated, BearerRequest, VerifiedRequest};
 pub use error::{ConfigError, Error, ErrorKind, Scheme};
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{DpopAuth, DpopAuthRejection, TokenAuth};
 pub use layer::{Dpop, DpopLayer, DpopLayerBuilder};
 pub use proof::algorithm::{Algorithm, UnknownAlgorithm};

@@ -136,6 +136,7 @@ impl ProtectedResourceMetadata {
     /// A router serving the document at [`WELL_KNOWN_PATH`] (unauthenticated: merge it
     /// outside the DPoP layer).
     #[cfg(feature = "axum")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         let doc = self.to_json().to_string();
         Router::new().route(

@@ -295,7 +295,7 @@ impl DpopLayerBuilder {
     /// Trusts the forwarding headers named by [`forwarded_header`](Self::forwarded_header)
     /// from this proxy address or CIDR network (`10.0.0.0/8`); call again to add more. A request
     /// whose TCP peer is in it must report one of the [`public_origin`](Self::public_origin)s,
-    /// and its proof's `htu` must be for that origin (see [`crate::proxy`] for every rule). The
+    /// and its proof's `htu` must be for that origin (see [`ForwardedHeader`] for every rule). The
     /// peer address comes from axum's `ConnectInfo<SocketAddr>` (serve with
     /// `into_make_service_with_connect_info::<SocketAddr>()`); without it nothing is trusted.
     /// Requires `forwarded_header` and at least one `public_origin`.

@@ -16,7 +16,7 @@ use crate::token::cache::TokenCache;
 use crate::token::TokenValidator;
 
 /// The validated configuration the verification pipeline runs with. Built by
-/// [`DpopLayer::builder`]; shared by every clone of the layer.
+/// [`DpopLayer::builder`](crate::DpopLayer::builder); shared by every clone of the layer.
 pub struct DpopConfig {
     pub(crate) origins: Vec<PublicOrigin>,
     pub(crate) algorithms: Vec<Algorithm>,

@@ -1,63 +1,7 @@
 //! Opt-in trust of the origin a proxy reports (`Forwarded`, or `X-Forwarded-Proto` +
 //! `X-Forwarded-Host`), from configured proxy addresses only.
 //!
-//! By default the origin `htu` is checked against is configuration only: the `Host` header and
-//! the forwarding headers are chosen by whoever sends the request, so an origin taken from them
-//! would let a proof made for `https://evil.example` pass here. With
-//! [`trusted_proxy`](crate::DpopLayerBuilder::trusted_proxy) and
-//! [`forwarded_header`](crate::DpopLayerBuilder::forwarded_header), a request whose TCP peer is
-//! one of the proxies (read from axum's `ConnectInfo<SocketAddr>`, so serve with
-//! `into_make_service_with_connect_info::<SocketAddr>()`) must say which public origin it came
-//! in on, and its proof must be made for that origin. The rules, for such a request:
-//!
-//! - only the family the operator named is read, [`ForwardedHeader::Forwarded`] or
-//!   [`ForwardedHeader::XForwarded`]; a request that carries the other family as well is refused
-//!   (400 `invalid_request`): the proxy is expected to set one family and the other one can only
-//!   have come from the client;
-//! - the protocol and the host come from the same place: the last element of `Forwarded` (the
-//!   one the trusted proxy added), or the last values of `X-Forwarded-Proto` and
-//!   `X-Forwarded-Host`. `X-Forwarded-Port`, `X-Forwarded-For` and the `Host` header are never
-//!   read;
-//! - a missing protocol or host, or a value that is not an `http(s)` origin, is refused with
-//!   400: the proxy was configured to always report the origin, so a request from it that does
-//!   not is a misconfiguration or did not go through it, and falling back to the configured
-//!   origins would hide that;
-//! - the reported origin must equal one of the configured
-//!   [`public_origin`](crate::DpopLayerBuilder::public_origin)s after normalization (scheme and
-//!   host lowercase, default port dropped), else 400: the request was addressed to an origin this
-//!   server does not serve, and no proof can fix that;
-//! - the proof's `htu` must then be that origin followed by the request path, not merely any
-//!   configured origin (else 401 `invalid_dpop_proof`).
-//!
-//! These checks come before credentials are looked at, so a trusted proxy's request without
-//! credentials is refused in the same way, even on a layer that
-//! [allows anonymous requests](crate::DpopLayerBuilder::allow_anonymous). Requests from any
-//! other peer (or without `ConnectInfo`) have their forwarding headers ignored and `htu` checked
-//! against the configured origins, as without a trusted proxy.
-//!
-//! ```
-//! use tower_dpop::layer::ForwardedHeader;
-//! use tower_dpop::{testing::TestIssuer, DpopLayer};
-//!
-//! let issuer = TestIssuer::new();
-//! let layer = DpopLayer::builder()
-//!     .public_origin("https://api.example.com")
-//!     .public_origin("https://api.example.eu")
-//!     .token_validator(issuer.validator())
-//!     .trusted_proxy("10.0.0.0/8")
-//!     .forwarded_header(ForwardedHeader::XForwarded)
-//!     .build();
-//! assert!(layer.is_ok());
-//!
-//! // A trusted proxy without the header family it sets is a configuration error.
-//! let err = DpopLayer::builder()
-//!     .public_origin("https://api.example.com")
-//!     .token_validator(issuer.validator())
-//!     .trusted_proxy("10.0.0.0/8")
-//!     .build()
-//!     .unwrap_err();
-//! assert!(err.to_string().contains("forwarded_header"));
-//! ```
+//! The rules are documented on [`ForwardedHeader`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -78,7 +22,63 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 
 /// The forwarding headers the trusted proxies set, and so the only ones read.
 ///
-/// The other family is never read; a request from a trusted proxy that carries it is refused.
+/// By default the origin `htu` is checked against is configuration only: the `Host` header and
+/// the forwarding headers are chosen by whoever sends the request, so an origin taken from them
+/// would let a proof made for `https://evil.example` pass here. With
+/// [`trusted_proxy`](crate::DpopLayerBuilder::trusted_proxy) and
+/// [`forwarded_header`](crate::DpopLayerBuilder::forwarded_header), a request whose TCP peer is
+/// one of the proxies (read from axum's `ConnectInfo<SocketAddr>`, so serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`) must say which public origin it came
+/// in on, and its proof must be made for that origin. The rules, for such a request:
+///
+/// - only the family the operator named is read, [`ForwardedHeader::Forwarded`] or
+///   [`ForwardedHeader::XForwarded`]; a request that carries the other family as well is refused
+///   (400 `invalid_request`): the proxy is expected to set one family and the other one can only
+///   have come from the client;
+/// - the protocol and the host come from the same place: the last element of `Forwarded` (the
+///   one the trusted proxy added), or the last values of `X-Forwarded-Proto` and
+///   `X-Forwarded-Host`. `X-Forwarded-Port`, `X-Forwarded-For` and the `Host` header are never
+///   read;
+/// - a missing protocol or host, or a value that is not an `http(s)` origin, is refused with
+///   400: the proxy was configured to always report the origin, so a request from it that does
+///   not is a misconfiguration or did not go through it, and falling back to the configured
+///   origins would hide that;
+/// - the reported origin must equal one of the configured
+///   [`public_origin`](crate::DpopLayerBuilder::public_origin)s after normalization (scheme and
+///   host lowercase, default port dropped), else 400: the request was addressed to an origin this
+///   server does not serve, and no proof can fix that;
+/// - the proof's `htu` must then be that origin followed by the request path, not merely any
+///   configured origin (else 401 `invalid_dpop_proof`).
+///
+/// These checks come before credentials are looked at, so a trusted proxy's request without
+/// credentials is refused in the same way, even on a layer that
+/// [allows anonymous requests](crate::DpopLayerBuilder::allow_anonymous). Requests from any
+/// other peer (or without `ConnectInfo`) have their forwarding headers ignored and `htu` checked
+/// against the configured origins, as without a trusted proxy.
+///
+/// ```
+/// use tower_dpop::layer::ForwardedHeader;
+/// use tower_dpop::{testing::TestIssuer, DpopLayer};
+///
+/// let issuer = TestIssuer::new();
+/// let layer = DpopLayer::builder()
+///     .public_origin("https://api.example.com")
+///     .public_origin("https://api.example.eu")
+///     .token_validator(issuer.validator())
+///     .trusted_proxy("10.0.0.0/8")
+///     .forwarded_header(ForwardedHeader::XForwarded)
+///     .build();
+/// assert!(layer.is_ok());
+///
+/// // A trusted proxy without the header family it sets is a configuration error.
+/// let err = DpopLayer::builder()
+///     .public_origin("https://api.example.com")
+///     .token_validator(issuer.validator())
+///     .trusted_proxy("10.0.0.0/8")
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("forwarded_header"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ForwardedHeader {

@@ -18,6 +18,7 @@ pub(crate) mod quota;
 mod redis;
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisReplayStore, RedisReplayStoreBuilder};
 pub use memory::MemoryReplayStore;
 

@@ -17,6 +17,7 @@ use crate::proof::thumbprint::Thumbprint;
 pub(crate) mod cache;
 pub(crate) mod expect;
 #[cfg(feature = "introspection")]
+#[cfg_attr(docsrs, doc(cfg(feature = "introspection")))]
 pub mod introspection;
 pub mod jwt;
 

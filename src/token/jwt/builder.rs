@@ -97,6 +97,7 @@ impl JwtValidatorBuilder {
     /// than one per [`jwks_refresh_interval`](Self::jwks_refresh_interval). A plain `http:` URL
     /// is refused unless [`allow_insecure_http`](Self::allow_insecure_http).
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = Some(url.into());
         self
@@ -107,6 +108,7 @@ impl JwtValidatorBuilder {
     /// keeps failing, can make this server send to the authorization server. The price: with
     /// no keys (a first fetch that failed), requests get 503 until the next fetch may start.
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
         self.remote.refresh_interval = interval;
         self
@@ -116,6 +118,7 @@ impl JwtValidatorBuilder {
     /// picked up even before a token names them, and a key the authorization server withdrew
     /// stops being trusted. Requests keep using the old keys meanwhile, without waiting.
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_max_age(mut self, age: Duration) -> Self {
         self.remote.max_age = age;
         self
@@ -127,6 +130,7 @@ impl JwtValidatorBuilder {
     /// the API down with it; short enough that a key the authorization server withdrew (for
     /// example a compromised one) is not trusted for days by a server that cannot reach it.
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_max_stale(mut self, stale: Duration) -> Self {
         self.remote.max_stale = stale;
         self
@@ -135,6 +139,7 @@ impl JwtValidatorBuilder {
     /// Timeout of one key set fetch: connection, redirects and body (default 5 s, must not be
     /// zero). Only requests with no usable key wait for a fetch, each at most this long.
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_timeout(mut self, timeout: Duration) -> Self {
         self.remote.timeout = timeout;
         self
@@ -144,6 +149,7 @@ impl JwtValidatorBuilder {
     /// loopback tests only**: a key set fetched over plain HTTP is whatever anyone on the
     /// network path wants it to be, and so are the tokens it verifies.
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.remote.allow_insecure_http = allow;
         self
@@ -152,6 +158,7 @@ impl JwtValidatorBuilder {
     /// The clock that key set ages and fetch intervals are read from (default
     /// [`SystemClock`]); tests inject a [`ManualClock`](crate::clock::ManualClock).
     #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
