@@ -33,7 +33,7 @@
 //! "trailers-only" response: HTTP 200, `grpc-status`, `grpc-message`), mapping 401 to
 //! `Unauthenticated`, 400 to `InvalidArgument`, 429 to `ResourceExhausted` and 503 to
 //! `Unavailable`, and keeps `www-authenticate`, `dpop-nonce` and `retry-after` as the status's
-//! metadata. Every gRPC client then sees `Code::Unauthenticated`, the error description as the
+//! metadata. tonic's client then sees `Code::Unauthenticated`, the error description as the
 //! message, and the challenge in the metadata: what it needs to retry (with a `dpop-nonce`
 //! when the layer asks for one). Its tests run with `cargo test --example tonic_server`.
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! scripts/load.sh [options]          # builds, then runs this pinned to core 1, server on core 0
-//! cargo run --release --example load -- [options]
+//! cargo run --release -p tower-dpop-load -- [options]   # from the repository root
 //! ```
 //!
 //! Options:
