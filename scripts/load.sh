@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark: examples/resource_server pinned to one core, the load generator
-# (examples/load) pinned to another. Extra arguments go to the generator, e.g.
+# (tools/load, a workspace member) pinned to another. Extra arguments go to the generator, e.g.
 #   scripts/load.sh --duration 5 --connections 32 --target dpop
 # Environment: SERVER_CORE (default 0), CLIENT_CORE (default 1).
 set -euo pipefail
@@ -18,10 +18,11 @@ if [ "$(nproc --all)" -lt 2 ]; then
     exit 1
 fi
 
-cargo build --release --example resource_server --example load
+cargo build --release -p tower-dpop --example resource_server
+cargo build --release -p tower-dpop-load --bin load
 
 echo "load.sh: nproc $(nproc), server core ${SERVER_CORE}, generator core ${CLIENT_CORE}"
-exec taskset -c "${CLIENT_CORE}" target/release/examples/load \
+exec taskset -c "${CLIENT_CORE}" target/release/load \
     --server-core "${SERVER_CORE}" \
     --server-bin target/release/examples/resource_server \
     "$@"

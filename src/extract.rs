@@ -86,10 +86,9 @@ impl<T> TokenAuth<T> {
 #[derive(Debug)]
 pub struct DpopAuthRejection {
     reason: Reason,
-    /// The layer that let the request through, whose challenge and body are used.
-    layer: Option<crate::layer::Installed>,
-    /// The route needs a nonce (for the `DPoP-Nonce` of a 401).
-    nonce_required: bool,
+    /// The layer that let the request through, whose challenge and body are used, and what
+    /// about the request shapes the answer (a nonce, gRPC).
+    layer: Option<(crate::layer::Installed, crate::layer::response::Answering)>,
 }
 
 #[derive(Debug)]
@@ -107,17 +106,13 @@ enum Reason {
 
 impl DpopAuthRejection {
     fn new(reason: Reason, parts: &Parts) -> Self {
-        let layer = parts.extensions.get::<crate::layer::Installed>().cloned();
-        let nonce_required = layer.as_ref().is_some_and(|l| {
-            let uri = crate::layer::request_uri(parts);
-            l.0.nonce_required(&parts.method, uri.path(), &parts.headers)
-                .is_some()
+        let layer = parts.extensions.get::<crate::layer::Installed>().map(|l| {
+            (
+                l.clone(),
+                crate::layer::response::Answering::of(&l.0, parts),
+            )
         });
-        Self {
-            reason,
-            layer,
-            nonce_required,
-        }
+        Self { reason, layer }
     }
 
     /// The layer error this rejection is answered as; `None` for a route without a layer.
@@ -204,7 +199,7 @@ impl IntoResponse for DpopAuthRejection {
         if let Reason::InvalidClaims(e) = &self.reason {
             tracing::info!(target: "tower_dpop", error = %e, "token claims rejected by the extractor");
         }
-        crate::layer::response::reject(error, &layer.0, self.nonce_required)
+        crate::layer::response::reject(error, &layer.0 .0, layer.1)
     }
 }
 

@@ -119,13 +119,12 @@ impl DpopLayer {
     /// The response the layer answers `error` with for this request: status, `WWW-Authenticate`
     /// challenge, `Cache-Control: no-store`, a fresh `DPoP-Nonce` where the nonce policy asks
     /// for one, the body of [`rejection_body`](crate::DpopLayerBuilder::rejection_body) (or a
-    /// small JSON document), and the error in the response extensions.
+    /// small JSON document), and the error in the response extensions. A gRPC call
+    /// (`content-type: application/grpc`) gets the gRPC status the rejection means instead
+    /// (`UNAUTHENTICATED` for a 401, with the same headers as metadata).
     pub fn rejection<B: From<Bytes>>(&self, error: &Error, parts: &Parts) -> Response<B> {
-        let nonce_required = self
-            .config
-            .nonce_required(&parts.method, request_uri(parts).path(), &parts.headers)
-            .is_some();
-        response::reject(error.clone(), &self.config, nonce_required)
+        let answering = response::Answering::of(&self.config, parts);
+        response::reject(error.clone(), &self.config, answering)
     }
 
     /// A fresh server nonce for `DPoP-Nonce`, when the layer's nonce policy uses nonces.

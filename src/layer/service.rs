@@ -113,12 +113,9 @@ where
                     Ok(response)
                 }
                 Err(error) => {
-                    let path = super::request_uri(&parts);
-                    let nonce_required = config
-                        .nonce_required(&parts.method, path.path(), &parts.headers)
-                        .is_some();
+                    let answering = super::response::Answering::of(&config, &parts);
                     let response: Response<Full<bytes::Bytes>> =
-                        super::response::reject(error, &config, nonce_required);
+                        super::response::reject(error, &config, answering);
                     Ok(response.map(ResponseBody::rejection))
                 }
             }

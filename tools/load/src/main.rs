@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! scripts/load.sh [options]          # builds, then runs this pinned to core 1, server on core 0
-//! cargo run --release --example load -- [options]
+//! cargo run --release -p tower-dpop-load -- [options]   # from the repository root
 //! ```
 //!
 //! Options:
@@ -497,6 +497,10 @@ impl ServerProcess {
             )
             .env_remove("DPOP_NONCE")
             .env_remove("DPOP_REDIS_URL")
+            // One client key sends the whole run: lift the per-key replay quota, which would
+            // otherwise answer 429 past 10 000 proofs in a replay window.
+            .env("DPOP_REPLAY_KEY_QUOTA", "100000000")
+            .env("DPOP_REPLAY_CAPACITY", "100000000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
