@@ -23,7 +23,7 @@
 //! `retry-after` as headers, which the client reads as metadata. tonic's client sees
 //! `Code::Unauthenticated`, the error description as the message, and the challenge in
 //! `status.metadata()`: what it needs to retry (with a `dpop-nonce` when the layer asks for
-//! one). `tests/frameworks.rs` holds this for unary and streaming calls; this example's tests
+//! one). `tests/integration/frameworks.rs` holds this for unary and streaming calls; this example's tests
 //! run with `cargo test --example tonic_server`.
 
 use std::process::ExitCode;

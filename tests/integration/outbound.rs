@@ -3,15 +3,13 @@
 //! real JWKS server and a real introspection endpoint on 127.0.0.1, counting what reaches them.
 #![cfg(all(feature = "axum", feature = "jwks-fetch", feature = "introspection"))]
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::TestServer;
 use axum::routing::post;
 use axum::Router;
-use common::TestServer;
 use http::{HeaderMap, Method};
 use tower_dpop::testing::{dpop_headers, unix_now, ClientKey, TestIssuer};
 use tower_dpop::token::introspection::IntrospectionValidator;

@@ -465,7 +465,7 @@ proptest! {
 fn the_fuzz_seed_nonce_is_valid() {
     // fuzz/corpus/nonce/seed-0 was computed outside the crate (HMAC over the documented
     // format) for secret [1; 32] at T0; it must pass, or the seed corpus is useless.
-    let seed = include_str!("../fuzz/corpus/nonce/seed-0");
+    let seed = include_str!("../../fuzz/corpus/nonce/seed-0");
     assert_eq!(nonces().check(seed, T0), Some(T0));
 }
 
@@ -475,7 +475,7 @@ fn the_fuzz_seed_requests_are_accepted() {
     // tests/vectors/independent.json): every seed but the bearer one must pass, so the fuzzer
     // starts from inputs that reach the signature and replay checks.
     let validator = JwtValidator::builder()
-        .jwks_json(include_str!("../fuzz/jwks.json"))
+        .jwks_json(include_str!("../../fuzz/jwks.json"))
         .issuer("https://as.example.com")
         .audience("https://rs.example.com")
         .build()

@@ -2,11 +2,9 @@
 //! binary because tracing caches per-callsite interest process-wide.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth};
 

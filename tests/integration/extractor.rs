@@ -3,11 +3,9 @@
 //! request once. Through a real server on 127.0.0.1.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app, DEFAULT_ALGS};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app, DEFAULT_ALGS};
 use serde::Deserialize;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer};

@@ -2,11 +2,9 @@
 //! through a real server on 127.0.0.1.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app, DEFAULT_ALGS as ALGS};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app, DEFAULT_ALGS as ALGS};
 use serde_json::{json, Value};
 use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};

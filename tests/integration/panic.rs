@@ -4,11 +4,9 @@
 //! serving, and the proof of the panicking request stays used.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth};
 use tower_http::catch_panic::CatchPanicLayer;

@@ -2,11 +2,9 @@
 //! reqwest as the client.
 #![cfg(all(feature = "axum", feature = "jwks-fetch"))]
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Jwks, Rejection, TestServer, AUDIENCE, DEFAULT_ALGS};
+use crate::common::{Jwks, Rejection, TestServer, AUDIENCE, DEFAULT_ALGS};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tower_dpop::clock::ManualClock;

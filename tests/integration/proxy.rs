@@ -4,11 +4,9 @@
 //! attacker behind it (the headers a client adds and the proxy passes through).
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app_with_connect_info};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app_with_connect_info};
 use tower_dpop::layer::ForwardedHeader;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth, DpopLayer, DpopLayerBuilder};

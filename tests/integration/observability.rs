@@ -1,11 +1,9 @@
 //! Counters by outcome and a custom rejection body, through a real server on 127.0.0.1.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app};
 use http::HeaderValue;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth};

@@ -2,12 +2,10 @@
 //! without credentials, and DPoP's 401 exposes `WWW-Authenticate` and `DPoP-Nonce`.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app};
 use tower_dpop::nonce::NoncePolicy;
 use tower_dpop::testing::{ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth};

@@ -2,11 +2,9 @@
 //! `Option<DpopAuth>`, through a real server on 127.0.0.1.
 #![cfg(feature = "axum")]
 
-mod common;
-
+use crate::common::{builder_for, listen, spawn_app};
 use axum::routing::get;
 use axum::Router;
-use common::{builder_for, listen, spawn_app};
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::{Algorithm, DpopAuth};
 
@@ -220,7 +218,7 @@ async fn a_required_extractor_answers_anonymous_requests_with_the_layer_challeng
         www,
         format!(
             "DPoP algs=\"{}\", resource_metadata=\"{origin}/.well-known/oauth-protected-resource\"",
-            common::DEFAULT_ALGS
+            crate::common::DEFAULT_ALGS
         )
     );
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
