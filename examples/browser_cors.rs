@@ -16,7 +16,9 @@
 //! The `CorsLayer` goes **outside** the `DpopLayer`: a preflight `OPTIONS` request carries no
 //! credentials, so it must be answered by CORS before DPoP would refuse it with 401, and the
 //! `Access-Control-Expose-Headers` header must be added to DPoP's own 401 responses too.
-//! `docs/layers.md` explains the order of layers and each part of this policy.
+//! `docs/layers.md` explains the order of layers and each part of this policy;
+//! `cargo run --example spa` runs the same policy with a page calling the API from a browser
+//! (`docs/browsers.md`).
 
 use std::time::Duration;
 

@@ -122,6 +122,8 @@ pub mod extract;
 pub mod guides {
     #[doc = include_str!("../docs/layers.md")]
     pub mod layers {}
+    #[doc = include_str!("../docs/browsers.md")]
+    pub mod browsers {}
 }
 pub mod header;
 #[cfg(any(feature = "jwks-fetch", feature = "introspection"))]
