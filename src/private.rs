@@ -150,3 +150,13 @@ pub fn memory_insert(
 ) -> Result<crate::replay::Seen, crate::replay::ReplayError> {
     store.check_and_insert_sync(key, ttl)
 }
+
+/// The Redis key the Redis replay store uses for a proof with this thumbprint and `jti`.
+#[cfg(feature = "redis")]
+pub fn redis_key(prefix: &str, thumbprint: &[u8; 32], jti: &str) -> String {
+    let key = crate::replay::ReplayKey::new(
+        &crate::proof::thumbprint::Thumbprint::from_bytes(*thumbprint),
+        jti,
+    );
+    crate::replay::redis::redis_key(prefix, &key)
+}

@@ -15,7 +15,7 @@ use crate::proof::thumbprint::Thumbprint;
 mod memory;
 pub(crate) mod quota;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -82,10 +82,7 @@ impl RedisReplayStore {
 
     /// The Redis key for a proof.
     fn key(&self, key: &ReplayKey) -> String {
-        let mut out = String::with_capacity(self.prefix.len() + 43);
-        out.push_str(&self.prefix);
-        URL_SAFE_NO_PAD.encode_string(key.as_bytes(), &mut out);
-        out
+        redis_key(&self.prefix, key)
     }
 
     /// Called when Redis answered a request: the first time, asks it for its eviction policy
@@ -165,6 +162,16 @@ async fn check_eviction_policy(mut conn: ConnectionManager, timeout: Duration) -
         }
     }
     true
+}
+
+/// `<prefix><43 base64url characters of the key>`: the prefix is configuration, the rest is the
+/// fixed-size hash of the proof's key and `jti`, so nothing a client sends reaches Redis as
+/// text, and two proofs share a Redis key only if they share key and `jti`.
+pub(crate) fn redis_key(prefix: &str, key: &ReplayKey) -> String {
+    let mut out = String::with_capacity(prefix.len() + 43);
+    out.push_str(prefix);
+    URL_SAFE_NO_PAD.encode_string(key.as_bytes(), &mut out);
+    out
 }
 
 /// Configures a [`RedisReplayStore`].
@@ -252,5 +259,30 @@ impl ReplayStore for RedisReplayStore {
         };
         self.check_eviction_policy_once();
         Ok(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proof::thumbprint::Thumbprint;
+
+    #[test]
+    fn the_key_is_the_prefix_and_the_hash_only() {
+        let t = Thumbprint::from_bytes([7; 32]);
+        let key = redis_key("api:", &ReplayKey::new(&t, "a b\r\n*"));
+        let tail = key.strip_prefix("api:").unwrap();
+        assert_eq!(tail.len(), 43);
+        assert!(tail
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_ne!(key, redis_key("api:", &ReplayKey::new(&t, "a b\r\n")));
+        assert_ne!(
+            key,
+            redis_key(
+                "api:",
+                &ReplayKey::new(&Thumbprint::from_bytes([8; 32]), "a b\r\n*")
+            )
+        );
     }
 }
