@@ -1,72 +1,51 @@
-//! An access-token validator that asks the authorization server: OAuth 2.0 token
-//! introspection (RFC 7662), for opaque tokens.
-//!
-//! For each token the validator POSTs `token=...&token_type_hint=access_token` to the
-//! introspection endpoint, authenticated with HTTP Basic client credentials (RFC 7662
-//! section 2.1, RFC 6749 section 2.3.1). The token is accepted only when the endpoint answers
-//! `200` with a JSON object whose `active` member is `true`, whose `iss` is a configured
-//! issuer and whose `aud` names a configured audience (as for JWTs: both required unless
-//! waived with `any_issuer()` / `any_audience()`); the response is then used as the token's
-//! claims, so `cnf.jkt` (RFC 9449 section 6.2), `exp` and `nbf` come from it.
-//!
-//! Only requests whose DPoP proof verified reach the endpoint (and Bearer requests, where the
-//! layer accepts them), at most [`max_in_flight`](IntrospectionValidatorBuilder::max_in_flight)
-//! at a time; the endpoint must be `https:` and redirects are not followed.
-//!
-//! It fails closed: a network error, a timeout, a status other than `200` (including `401`
-//! when the client credentials are wrong) or a body that is not a JSON object gives
-//! [`TokenError::Unavailable`] (answered with 503), never a valid token. A response with
-//! `active` other than `true` gives [`TokenError::Invalid`] (401 `invalid_token`).
-//!
-//! # Caching
-//!
-//! The validator itself caches nothing. The layer caches every validated token by its hash
-//! until its `exp` and for at most
-//! [`token_cache_max_ttl`](crate::DpopLayerBuilder::token_cache_max_ttl) (5 minutes by
-//! default), so an introspection result is reused for that long: a token revoked at the
-//! authorization server stays accepted until then. Lower `token_cache_max_ttl` to notice
-//! revocation sooner, at the cost of more introspection calls.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use tower_dpop::{token::introspection::IntrospectionValidator, DpopLayer};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let validator = IntrospectionValidator::builder("https://as.example.com/introspect")
-//!     .client_credentials("resource-server", "s3cret")
-//!     .issuer("https://as.example.com")
-//!     .audience("https://api.example.com")
-//!     .timeout(Duration::from_secs(2))
-//!     .build()?;
-//! let layer = DpopLayer::builder()
-//!     .public_origin("https://api.example.com")
-//!     .token_validator(validator)
-//!     .token_cache_max_ttl(Duration::from_secs(60))
-//!     .build()?;
-//! # let _ = layer;
-//! # Ok(())
-//! # }
-//! ```
+//! [`IntrospectionValidatorBuilder`]: every setting of the introspection validator.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::Value;
 
-use super::expect::{Expected, Wanted};
-use super::{AccessToken, TokenError, TokenValidator};
+use super::form::form_urlencode;
+use super::signed::{Keys, SignedResponses};
+use super::IntrospectionValidator;
+use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::http_fetch::HttpFetch;
+use crate::proof::algorithm::Algorithm;
+use crate::token::expect::{Expected, Wanted};
+use crate::token::jwt::keys::KeyRing;
+use crate::token::jwt::remote::{RemoteJwks, RemoteOptions};
 
-/// Largest introspection response accepted, in bytes.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Default timeout of one introspection call (connect and whole request).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of introspection calls in flight at once.
 const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default oldest `iat` of a JWT response.
+const DEFAULT_JWT_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The RFC 9701 settings.
+#[derive(Clone, Default)]
+struct JwtResponse {
+    jwks_url: Option<String>,
+    jwks_json: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    max_age: Option<Duration>,
+}
+
+impl JwtResponse {
+    fn requested(&self) -> bool {
+        self.jwks_url.is_some()
+            || self.jwks_json.is_some()
+            || self.issuer.is_some()
+            || self.audience.is_some()
+            || self.algorithms.is_some()
+            || self.max_age.is_some()
+    }
+}
 
 /// Builds an [`IntrospectionValidator`]; see [`IntrospectionValidator::builder`].
 #[derive(Clone)]
@@ -78,6 +57,8 @@ pub struct IntrospectionValidatorBuilder {
     issuers: Wanted,
     audiences: Wanted,
     allow_http: bool,
+    jwt: JwtResponse,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for IntrospectionValidatorBuilder {
@@ -90,11 +71,26 @@ impl fmt::Debug for IntrospectionValidatorBuilder {
             )
             .field("timeout", &self.timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("jwt_response_issuer", &self.jwt.issuer)
             .finish_non_exhaustive()
     }
 }
 
 impl IntrospectionValidatorBuilder {
+    pub(super) fn new(endpoint: String) -> Self {
+        Self {
+            endpoint,
+            credentials: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            issuers: Wanted::default(),
+            audiences: Wanted::default(),
+            allow_http: false,
+            jwt: JwtResponse::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
     /// The client credentials the resource server authenticates with, sent with HTTP Basic
     /// authentication (each form-urlencoded first, as RFC 6749 section 2.3.1 says).
     #[must_use]
@@ -170,12 +166,83 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
+    /// Asks for JWT responses (RFC 9701: `Accept: application/token-introspection+jwt`) and
+    /// verifies them against the authorization server's key set at this `https:` URL,
+    /// fetched with the rules of the JWT validator's `jwks_url` (one fetch at a time and per
+    /// 30 s, stale keys used while a refresh runs, an unknown `kid` waits for one fetch; the
+    /// fetch has this validator's [`timeout`](Self::timeout) and
+    /// [`allow_insecure_http`](Self::allow_insecure_http)). Needs
+    /// [`jwt_response_issuer`](Self::jwt_response_issuer). Then only a signed response is
+    /// accepted: one that is plain JSON, or fails any check of
+    /// [the module documentation](super#jwt-responses-rfc-9701), gives
+    /// [`TokenError::Unavailable`](crate::token::TokenError) (503).
+    #[must_use]
+    pub fn jwt_response_jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwt.jwks_url = Some(url.into());
+        self
+    }
+
+    /// As [`jwt_response_jwks_url`](Self::jwt_response_jwks_url), with the key set given
+    /// as a JWKS document (checked by [`build`](Self::build): it must hold a usable key).
+    #[must_use]
+    pub fn jwt_response_jwks_json(mut self, json: impl Into<String>) -> Self {
+        self.jwt.jwks_json = Some(json.into());
+        self
+    }
+
+    /// The authorization server's issuer identifier: the `iss` a JWT response must carry
+    /// (exact string equality). Required with JWT responses. It is the server's identity, not
+    /// the list of token issuers of [`issuer`](Self::issuer), though it is usually one of them.
+    #[must_use]
+    pub fn jwt_response_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.jwt.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The `aud` a JWT response must name (default: the client id of
+    /// [`client_credentials`](Self::client_credentials), which is how RFC 9701 section 5 has
+    /// the authorization server identify the resource server it answers).
+    #[must_use]
+    pub fn jwt_response_audience(mut self, audience: impl Into<String>) -> Self {
+        self.jwt.audience = Some(audience.into());
+        self
+    }
+
+    /// The algorithms a JWT response may be signed with (default [`Algorithm::DEFAULT`]).
+    #[must_use]
+    pub fn jwt_response_algorithms(
+        mut self,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> Self {
+        self.jwt.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// How old a JWT response's `iat` may be (default 60 s; it may also be at most 10 s in
+    /// the future). The response is fresh by construction, so a larger age only admits a
+    /// response replayed from the past.
+    #[must_use]
+    pub fn jwt_response_max_age(mut self, age: Duration) -> Self {
+        self.jwt.max_age = Some(age);
+        self
+    }
+
+    /// The clock JWT responses' `iat` and key-set ages are read from (default
+    /// [`SystemClock`]); tests inject a [`ManualClock`](crate::clock::ManualClock).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
     /// Builds the validator.
     ///
     /// # Errors
     /// A [`ConfigError`] when the endpoint URL is invalid or not http(s), when no client
-    /// credentials were given or the client id is empty, when the timeout is zero, or when
-    /// the HTTP client cannot be built.
+    /// credentials were given or the client id is empty, when the timeout is zero, when the
+    /// HTTP client cannot be built; and, for JWT responses, when a `jwt_response_*` setting is
+    /// given without exactly one key set (URL or JSON) and an issuer, or when the key set
+    /// has no usable key, or the algorithm list is empty.
     pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("introspection timeout must not be zero"));
@@ -206,6 +273,17 @@ impl IntrospectionValidatorBuilder {
             .map_err(|e| ConfigError::new(format!("invalid client credentials: {e}")))?;
         authorization.set_sensitive(true);
         let expected = Expected::from_wanted(self.issuers, self.audiences)?;
+        let signed = if self.jwt.requested() {
+            Some(signed_responses(
+                self.jwt,
+                &client_id,
+                self.timeout,
+                self.allow_http,
+                self.clock,
+            )?)
+        } else {
+            None
+        };
         Ok(IntrospectionValidator {
             url,
             client_id,
@@ -214,151 +292,80 @@ impl IntrospectionValidatorBuilder {
             in_flight: tokio::sync::Semaphore::new(self.max_in_flight),
             expected,
             http,
+            signed,
         })
     }
 }
 
-/// Validates opaque access tokens with OAuth 2.0 token introspection (RFC 7662). See the
-/// [module documentation](self).
-pub struct IntrospectionValidator {
-    url: reqwest::Url,
-    client_id: String,
-    /// `Basic base64(urlencode(id):urlencode(secret))`, marked sensitive.
-    authorization: reqwest::header::HeaderValue,
+fn signed_responses(
+    jwt: JwtResponse,
+    client_id: &str,
     timeout: Duration,
-    /// One permit per call in flight.
-    in_flight: tokio::sync::Semaphore,
-    expected: Expected,
-    http: HttpFetch,
-}
-
-impl fmt::Debug for IntrospectionValidator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntrospectionValidator")
-            .field("endpoint", &self.url.as_str())
-            .field("client_id", &self.client_id)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+    allow_http: bool,
+    clock: Arc<dyn Clock>,
+) -> Result<SignedResponses, ConfigError> {
+    let issuer = jwt.issuer.ok_or_else(|| {
+        ConfigError::new(
+            "JWT introspection responses need jwt_response_issuer(..): the authorization \
+             server's issuer identifier, which their iss must equal",
+        )
+    })?;
+    let algorithms = jwt
+        .algorithms
+        .unwrap_or_else(|| Algorithm::DEFAULT.to_vec());
+    if algorithms.is_empty() {
+        return Err(ConfigError::new("jwt_response_algorithms is empty"));
     }
-}
-
-impl IntrospectionValidator {
-    /// Starts building a validator for the introspection endpoint at `endpoint_url`.
-    #[must_use]
-    pub fn builder(endpoint_url: impl Into<String>) -> IntrospectionValidatorBuilder {
-        IntrospectionValidatorBuilder {
-            endpoint: endpoint_url.into(),
-            credentials: None,
-            timeout: DEFAULT_TIMEOUT,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            issuers: Wanted::default(),
-            audiences: Wanted::default(),
-            allow_http: false,
+    let keys = match (jwt.jwks_url, jwt.jwks_json) {
+        (Some(url), None) => {
+            let options = RemoteOptions {
+                timeout,
+                allow_insecure_http: allow_http,
+                ..RemoteOptions::default()
+            };
+            Keys::Remote(Arc::new(RemoteJwks::new(
+                &url,
+                &options,
+                algorithms.clone(),
+                Arc::clone(&clock),
+            )?))
         }
-    }
-
-    /// Calls the endpoint; `Err` carries a description for the logs.
-    async fn introspect(&self, token: &str) -> Result<Value, String> {
-        let form = format!(
-            "token={}&token_type_hint=access_token",
-            form_urlencode(token)
-        );
-        let auth = [(reqwest::header::AUTHORIZATION, self.authorization.clone())];
-        let (status, body) = self
-            .http
-            .post_form(
-                &self.url,
-                &auth,
-                form,
-                "application/json",
-                MAX_RESPONSE_BYTES,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        if status != reqwest::StatusCode::OK {
-            return Err(format!("HTTP status {status}"));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| format!("introspection response is not JSON: {e}"))
-    }
-}
-
-#[async_trait]
-impl TokenValidator for IntrospectionValidator {
-    async fn validate(&self, token: &str) -> Result<AccessToken, TokenError> {
-        let Ok(_permit) = self.in_flight.try_acquire() else {
-            tracing::warn!(
-                target: "tower_dpop",
-                endpoint = %self.url,
-                "too many token introspection calls in flight; request refused"
-            );
-            return Err(TokenError::unavailable(
-                "too many token introspection calls in flight",
-            ));
-        };
-        let response = match self.introspect(token).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(
-                    target: "tower_dpop",
-                    endpoint = %self.url,
-                    error = %e,
-                    "token introspection failed"
-                );
-                return Err(TokenError::unavailable("token introspection failed"));
+        (None, Some(json)) => {
+            let ring = KeyRing::parse(json.as_bytes(), &algorithms)
+                .map_err(|e| ConfigError::new(format!("jwt_response_jwks_json: {e}")))?;
+            if ring.len() == 0 {
+                return Err(ConfigError::new(
+                    "jwt_response_jwks_json has no key usable with jwt_response_algorithms",
+                ));
             }
-        };
-        let Value::Object(claims) = response else {
-            tracing::warn!(
-                target: "tower_dpop",
-                endpoint = %self.url,
-                "token introspection response is not a JSON object"
-            );
-            return Err(TokenError::unavailable("token introspection failed"));
-        };
-        if claims.get("active") != Some(&Value::Bool(true)) {
-            return Err(TokenError::invalid("access token is not active"));
+            Keys::Static(ring)
         }
-        self.expected.check(&claims)?;
-        AccessToken::from_claims(claims)
-    }
-}
-
-/// `application/x-www-form-urlencoded` encoding of one name or value (the URL standard's
-/// serializer: `*-._` and alphanumerics kept, space as `+`, everything else `%XX`).
-fn form_urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(char::from(b));
-            }
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(hex_digit(b >> 4));
-                out.push(hex_digit(b & 0x0f));
-            }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "JWT introspection responses need the authorization server's key set: \
+                 jwt_response_jwks_url(..) or jwt_response_jwks_json(..)",
+            ))
         }
-    }
-    out
-}
-
-/// The uppercase hex digit of a nibble (`0..16`).
-fn hex_digit(nibble: u8) -> char {
-    char::from_digit(u32::from(nibble), 16).map_or('0', |c| c.to_ascii_uppercase())
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "both jwt_response_jwks_url and jwt_response_jwks_json were given: keep one",
+            ))
+        }
+    };
+    let max_age = jwt.max_age.unwrap_or(DEFAULT_JWT_MAX_AGE);
+    Ok(SignedResponses {
+        keys,
+        algorithms,
+        issuer,
+        audience: jwt.audience.unwrap_or_else(|| client_id.to_owned()),
+        max_age_secs: max_age.as_secs(),
+        clock,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_encoding() {
-        assert_eq!(form_urlencode("aZ09*-._"), "aZ09*-._");
-        assert_eq!(form_urlencode("a b+c/d=e&f%"), "a+b%2Bc%2Fd%3De%26f%25");
-        assert_eq!(form_urlencode("é:~"), "%C3%A9%3A%7E");
-    }
 
     #[test]
     fn builder_checks_config() {
