@@ -410,4 +410,65 @@ mod tests {
         assert!(!dbg.contains("top-secret") && dbg.contains("rs"), "{dbg}");
         assert!(!dbg.contains(&STANDARD.encode("rs:top-secret")), "{dbg}");
     }
+
+    #[test]
+    fn jwt_responses_need_one_key_set_and_the_issuer() {
+        let key = crate::testing::ClientKey::generate(Algorithm::ES256);
+        let jwks = serde_json::json!({ "keys": [key.public_jwk()] }).to_string();
+        let base = || {
+            IntrospectionValidator::builder("https://as.example.com/i")
+                .client_credentials("rs", "s")
+                .issuer("https://as.example.com")
+                .audience("https://api.example.com")
+        };
+        let err = |b: IntrospectionValidatorBuilder| b.build().unwrap_err().to_string();
+        let v = base()
+            .jwt_response_issuer("https://as.example.com")
+            .jwt_response_jwks_json(jwks.clone())
+            .build()
+            .unwrap();
+        let signed = v.signed.as_ref().unwrap();
+        assert_eq!(signed.audience, "rs", "the client id by default");
+        assert_eq!(signed.max_age_secs, 60);
+        assert!(matches!(signed.keys, Keys::Static(_)));
+        assert!(base().build().unwrap().signed.is_none(), "off by default");
+        let remote = base()
+            .jwt_response_issuer("https://as.example.com")
+            .jwt_response_jwks_url("https://as.example.com/jwks")
+            .jwt_response_audience("https://api.example.com")
+            .build()
+            .unwrap();
+        let signed = remote.signed.as_ref().unwrap();
+        assert!(matches!(signed.keys, Keys::Remote(_)));
+        assert_eq!(signed.audience, "https://api.example.com");
+
+        assert!(err(base().jwt_response_jwks_json(jwks.clone())).contains("jwt_response_issuer"));
+        assert!(err(base().jwt_response_issuer("x")).contains("key set"));
+        assert!(err(base()
+            .jwt_response_issuer("x")
+            .jwt_response_jwks_json(jwks.clone())
+            .jwt_response_jwks_url("https://as.example.com/jwks"))
+        .contains("keep one"));
+        assert!(err(base()
+            .jwt_response_issuer("x")
+            .jwt_response_jwks_url("http://as.example.com/jwks"))
+        .contains("https"));
+        assert!(err(base()
+            .jwt_response_issuer("x")
+            .jwt_response_jwks_json(r#"{"keys":[]}"#))
+        .contains("no key"));
+        assert!(err(base()
+            .jwt_response_issuer("x")
+            .jwt_response_jwks_json(jwks.clone())
+            .jwt_response_algorithms([Algorithm::RS256]))
+        .contains("no key"));
+        assert!(err(base()
+            .jwt_response_issuer("x")
+            .jwt_response_jwks_json(jwks)
+            .jwt_response_algorithms([]))
+        .contains("empty"));
+        // Any one JWT setting turns JWT responses on, and so needs the rest.
+        assert!(err(base().jwt_response_max_age(Duration::from_secs(5)))
+            .contains("jwt_response_issuer"));
+    }
 }
