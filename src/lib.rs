@@ -122,6 +122,8 @@ pub mod extract;
 pub mod guides {
     #[doc = include_str!("../docs/layers.md")]
     pub mod layers {}
+    #[doc = include_str!("../docs/identity-providers.md")]
+    pub mod identity_providers {}
 }
 pub mod header;
 #[cfg(any(feature = "jwks-fetch", feature = "introspection"))]

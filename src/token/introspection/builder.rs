@@ -104,7 +104,7 @@ impl IntrospectionValidatorBuilder {
     }
 
     /// The timeout of one introspection call, connection included (default 5 s). A call that
-    /// takes longer gives [`TokenError::Unavailable`].
+    /// takes longer gives [`TokenError::Unavailable`](crate::token::TokenError::Unavailable).
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -154,9 +154,10 @@ impl IntrospectionValidatorBuilder {
     }
 
     /// The most introspection calls in flight at once (default 64). A token that would need
-    /// one more is refused with [`TokenError::Unavailable`] (503) at once, rather than queued:
-    /// a slow authorization server then costs the resource server a bounded number of open
-    /// calls, whatever the traffic. Only requests whose DPoP proof verified (or Bearer
+    /// one more is refused with
+    /// [`TokenError::Unavailable`](crate::token::TokenError::Unavailable) (503) at once,
+    /// rather than queued: a slow authorization server then costs the resource server a
+    /// bounded number of open calls, whatever the traffic. Only requests whose DPoP proof verified (or Bearer
     /// requests, when accepted) reach the validator, and a refused token is not introspected
     /// again for a while (see
     /// [`refused_token_cache_ttl`](crate::DpopLayerBuilder::refused_token_cache_ttl)).
@@ -175,7 +176,7 @@ impl IntrospectionValidatorBuilder {
     /// [`jwt_response_issuer`](Self::jwt_response_issuer). Then only a signed response is
     /// accepted: one that is plain JSON, or fails any check of
     /// [the module documentation](super#jwt-responses-rfc-9701), gives
-    /// [`TokenError::Unavailable`](crate::token::TokenError) (503).
+    /// [`TokenError::Unavailable`](crate::token::TokenError::Unavailable) (503).
     #[must_use]
     pub fn jwt_response_jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwt.jwks_url = Some(url.into());
