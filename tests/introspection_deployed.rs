@@ -342,6 +342,8 @@ impl SigningAs {
             "inner-inactive" => inner = json!({"active": false}),
             "inner-bearer-with-jkt" => inner["token_type"] = json!("Bearer"),
             "inner-other-audience" => inner["aud"] = json!("https://other-api.example.com"),
+            // Genuine, but past the 64 KiB bound on a response body.
+            "oversized" => inner["pad"] = json!("x".repeat(64 * 1024)),
             _ => inner = json!({"active": false}),
         }
         claims["token_introspection"] = inner;
@@ -466,6 +468,7 @@ async fn an_unverified_jwt_response_fails_closed() {
         "iat-old",
         "iat-missing",
         "plain-json",
+        "oversized",
     ] {
         let err = signed_verdict(&layer, &client, token).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{token}: {err:?}");
