@@ -242,8 +242,8 @@ impl IntrospectionValidatorBuilder {
     /// A [`ConfigError`] when the endpoint URL is invalid or not http(s), when no client
     /// credentials were given or the client id is empty, when the timeout is zero, when the
     /// HTTP client cannot be built; and, for JWT responses, when a `jwt_response_*` setting is
-    /// given without exactly one key set (URL or JSON) and an issuer, or when the key set
-    /// has no usable key, or the algorithm list is empty.
+    /// given without exactly one key set (URL or JSON) and an issuer, when the key set has
+    /// no usable key, the algorithm list is empty or the maximum age is under a second.
     pub fn build(self) -> Result<IntrospectionValidator, ConfigError> {
         if self.timeout.is_zero() {
             return Err(ConfigError::new("introspection timeout must not be zero"));
@@ -354,6 +354,11 @@ fn signed_responses(
         }
     };
     let max_age = jwt.max_age.unwrap_or(DEFAULT_JWT_MAX_AGE);
+    if max_age.as_secs() == 0 {
+        return Err(ConfigError::new(
+            "jwt_response_max_age must be at least one second (iat is in whole seconds)",
+        ));
+    }
     Ok(SignedResponses {
         keys,
         algorithms,
@@ -465,9 +470,14 @@ mod tests {
         .contains("no key"));
         assert!(err(base()
             .jwt_response_issuer("x")
-            .jwt_response_jwks_json(jwks)
+            .jwt_response_jwks_json(jwks.clone())
             .jwt_response_algorithms([]))
         .contains("empty"));
+        assert!(err(base()
+            .jwt_response_issuer("x")
+            .jwt_response_jwks_json(jwks.clone())
+            .jwt_response_max_age(Duration::from_millis(999)))
+        .contains("at least one second"));
         // Any one JWT setting turns JWT responses on, and so needs the rest.
         assert!(err(base().jwt_response_max_age(Duration::from_secs(5)))
             .contains("jwt_response_issuer"));
