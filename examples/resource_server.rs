@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `DPOP_LISTEN` | socket address to bind, e.g. `127.0.0.1:8080` (port 0: any free port) | `127.0.0.1:8080` |
 //! | `DPOP_PUBLIC_URL` | origin clients use (`scheme://host[:port]`); a proof's `htu` must equal it followed by the request path | `http://<bound address>` |
-//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it; `https:`, or plain `http:` on a loopback address only | required |
+//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it; `https:`, or plain `http:` on a loopback address only | required, unless `DPOP_INTROSPECTION_URL` is set (not with it) |
 //! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked (`any_issuer()`) |
 //! | `DPOP_AUDIENCE` | expected `aud` of access tokens (a token for another API of the same authorization server is refused) | required |
 //! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
@@ -20,6 +20,8 @@
 //! | `DPOP_FORWARDED_HEADER` | the headers those proxies set: `forwarded` (RFC 7239 `Forwarded`) or `x-forwarded` (`X-Forwarded-Proto` + `X-Forwarded-Host`); the other family is never read, and a request from a trusted proxy that carries it is refused. Required with `DPOP_TRUSTED_PROXY`, refused without it | none |
 //! | `DPOP_REPLAY_CAPACITY` | live entries of the in-memory replay store (ignored with `DPOP_REDIS_URL`) | the library's default (1 000 000) |
 //! | `DPOP_REPLAY_KEY_QUOTA` | live replay entries one proof key may hold; past it that key gets 429 with `Retry-After` | derived from the capacity (1 %, at least 100; 10 000 with Redis) |
+//! | `DPOP_INTROSPECTION_URL` | the authorization server's introspection endpoint (RFC 7662): access tokens are introspected there instead of validated as JWTs (`iss` checked against `DPOP_ISSUER`, `aud` against `DPOP_AUDIENCE`, `cnf.jkt` against the proof's key); `https:`, or plain `http:` on a loopback address only. Needs a binary built with `--features introspection` (without it the server refuses to start) | unset: JWTs |
+//! | `DPOP_INTROSPECTION_CLIENT_ID`, `DPOP_INTROSPECTION_CLIENT_SECRET` | this API's client credentials at the introspection endpoint, sent with HTTP Basic (`client_secret_basic`); both required with `DPOP_INTROSPECTION_URL`, refused without it | unset |
 //! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
 //!
 //! An empty variable counts as unset. The server is served with the TCP peer's address
@@ -59,6 +61,7 @@ use tower_dpop::layer::ForwardedHeader;
 use tower_dpop::metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 use tower_dpop::nonce::{NoncePolicy, NonceSecret};
 use tower_dpop::token::jwt::JwtValidator;
+use tower_dpop::token::TokenValidator;
 use tower_dpop::{ConfigError, DpopLayer, TokenAuth};
 use tracing_subscriber::EnvFilter;
 
@@ -91,8 +94,8 @@ struct Settings {
     listen: SocketAddr,
     /// `DPOP_PUBLIC_URL`; `None` means `http://<bound address>`.
     public_url: Option<String>,
-    /// `DPOP_JWKS_URL`.
-    jwks_url: String,
+    /// `DPOP_JWKS_URL`; `None` only when tokens are introspected.
+    jwks_url: Option<String>,
     /// `DPOP_ISSUER`.
     issuer: Option<String>,
     /// `DPOP_AUDIENCE` (required).
@@ -113,6 +116,8 @@ struct Settings {
     trusted_proxies: Vec<String>,
     /// `DPOP_FORWARDED_HEADER`; `Some` exactly when `trusted_proxies` is not empty.
     forwarded_header: Option<ForwardedHeader>,
+    /// `DPOP_INTROSPECTION_*`: opaque tokens introspected instead of JWTs.
+    introspection: Option<IntrospectionSettings>,
 }
 
 /// Why the server could not start.
@@ -181,10 +186,27 @@ impl Settings {
                     "{listen_raw:?} is not a socket address such as {DEFAULT_LISTEN} ({e})"
                 ),
             })?;
-        let jwks_url = var("DPOP_JWKS_URL")?.ok_or_else(|| StartError::Env {
-            var: "DPOP_JWKS_URL",
-            reason: "required: set it to the JWKS URL of the authorization server".into(),
-        })?;
+        let introspection = IntrospectionSettings::from_vars(&var)?;
+        let jwks_url = var("DPOP_JWKS_URL")?;
+        match (&jwks_url, &introspection) {
+            (None, None) => {
+                return Err(StartError::Env {
+                    var: "DPOP_JWKS_URL",
+                    reason: "required: set it to the JWKS URL of the authorization server \
+                             (or DPOP_INTROSPECTION_URL for opaque tokens)"
+                        .into(),
+                })
+            }
+            (Some(_), Some(_)) => {
+                return Err(StartError::Env {
+                    var: "DPOP_JWKS_URL",
+                    reason: "set with DPOP_INTROSPECTION_URL: tokens are either JWTs verified \
+                             against a key set or introspected, keep one"
+                        .into(),
+                })
+            }
+            _ => {}
+        }
         let audience = var("DPOP_AUDIENCE")?.ok_or_else(|| StartError::Env {
             var: "DPOP_AUDIENCE",
             reason: "required: set it to this API's identifier, the `aud` its access tokens \
@@ -312,6 +334,7 @@ impl Settings {
             redis_url,
             trusted_proxies,
             forwarded_header,
+            introspection,
         })
     }
 
@@ -340,18 +363,28 @@ impl Settings {
         })
     }
 
-    fn build_layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
+    /// The access-token validator: introspection when configured, else JWTs.
+    fn token_validator(&self) -> Result<std::sync::Arc<dyn TokenValidator>, ConfigError> {
+        #[cfg(feature = "introspection")]
+        if let Some(introspection) = &self.introspection {
+            return introspection.validator(self.issuer.as_deref(), &self.audience);
+        }
+        let jwks_url = self.jwks_url.as_deref().unwrap_or_default();
         let mut validator = JwtValidator::builder()
-            .jwks_url(&self.jwks_url)
-            .allow_insecure_http(is_loopback_http(&self.jwks_url));
+            .jwks_url(jwks_url)
+            .allow_insecure_http(is_loopback_http(jwks_url));
         validator = match &self.issuer {
             Some(iss) => validator.issuer(iss),
             None => validator.any_issuer(),
         };
         validator = validator.audience(&self.audience);
+        Ok(std::sync::Arc::new(validator.build()?))
+    }
+
+    fn build_layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
         let mut builder = DpopLayer::builder()
             .public_origin(public_origin)
-            .token_validator(validator.build()?)
+            .token_validator(self.token_validator()?)
             .allow_bearer(self.allow_bearer)
             .resource_metadata(format!(
                 "{}{WELL_KNOWN_PATH}",
@@ -382,6 +415,107 @@ impl Settings {
             builder = builder.replay_store(tower_dpop::replay::MemoryReplayStore::new(capacity));
         }
         builder.build()
+    }
+}
+
+/// `DPOP_INTROSPECTION_URL`, `DPOP_INTROSPECTION_CLIENT_ID`, `DPOP_INTROSPECTION_CLIENT_SECRET`.
+#[derive(Clone)]
+struct IntrospectionSettings {
+    url: String,
+    client_id: String,
+    // Read only by `validator`, which needs the `introspection` feature.
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    client_secret: String,
+}
+
+impl fmt::Debug for IntrospectionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntrospectionSettings")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntrospectionSettings {
+    /// The introspection settings, `None` when `DPOP_INTROSPECTION_URL` is unset; the error
+    /// names the variable at fault.
+    fn from_vars(
+        var: &impl Fn(&'static str) -> Result<Option<String>, StartError>,
+    ) -> Result<Option<Self>, StartError> {
+        let env = |var: &'static str, reason: &str| StartError::Env {
+            var,
+            reason: reason.to_owned(),
+        };
+        let id = var("DPOP_INTROSPECTION_CLIENT_ID")?;
+        let secret = var("DPOP_INTROSPECTION_CLIENT_SECRET")?;
+        let Some(url) = var("DPOP_INTROSPECTION_URL")? else {
+            return match (id, secret) {
+                (Some(_), _) => Err(env(
+                    "DPOP_INTROSPECTION_CLIENT_ID",
+                    "set without DPOP_INTROSPECTION_URL, where it would do nothing",
+                )),
+                (_, Some(_)) => Err(env(
+                    "DPOP_INTROSPECTION_CLIENT_SECRET",
+                    "set without DPOP_INTROSPECTION_URL, where it would do nothing",
+                )),
+                (None, None) => Ok(None),
+            };
+        };
+        if !cfg!(feature = "introspection") {
+            return Err(env(
+                "DPOP_INTROSPECTION_URL",
+                "this binary was built without introspection support; rebuild with \
+                 `cargo build --release --features introspection --example resource_server` \
+                 (refusing to validate the tokens as JWTs instead)",
+            ));
+        }
+        if !url.starts_with("https://") && !is_loopback_http(&url) {
+            return Err(env(
+                "DPOP_INTROSPECTION_URL",
+                "must be https: (plain http: only on a loopback address): the token and the \
+                 client secret are sent to it",
+            ));
+        }
+        let client_id = id.ok_or_else(|| {
+            env(
+                "DPOP_INTROSPECTION_CLIENT_ID",
+                "required with DPOP_INTROSPECTION_URL: this API's client id at the \
+                 authorization server",
+            )
+        })?;
+        let client_secret = secret.ok_or_else(|| {
+            env(
+                "DPOP_INTROSPECTION_CLIENT_SECRET",
+                "required with DPOP_INTROSPECTION_URL: this API's client secret, sent with \
+                 HTTP Basic (client_secret_basic)",
+            )
+        })?;
+        Ok(Some(Self {
+            url,
+            client_id,
+            client_secret,
+        }))
+    }
+
+    /// The introspection validator: `iss` as `DPOP_ISSUER` (any when unset, as for JWTs),
+    /// `aud` as `DPOP_AUDIENCE`.
+    #[cfg(feature = "introspection")]
+    fn validator(
+        &self,
+        issuer: Option<&str>,
+        audience: &str,
+    ) -> Result<std::sync::Arc<dyn TokenValidator>, ConfigError> {
+        use tower_dpop::token::introspection::IntrospectionValidator;
+        let mut validator = IntrospectionValidator::builder(self.url.as_str())
+            .client_credentials(self.client_id.as_str(), self.client_secret.as_str())
+            .audience(audience)
+            .allow_insecure_http(is_loopback_http(&self.url));
+        validator = match issuer {
+            Some(iss) => validator.issuer(iss),
+            None => validator.any_issuer(),
+        };
+        Ok(std::sync::Arc::new(validator.build()?))
     }
 }
 
@@ -483,7 +617,11 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     tracing::info!(
         %bound,
         public_origin,
-        jwks_url = settings.jwks_url,
+        jwks_url = settings.jwks_url.as_deref().unwrap_or("(none)"),
+        introspection_url = settings
+            .introspection
+            .as_ref()
+            .map_or("(none)", |i| i.url.as_str()),
         issuer = settings.issuer.as_deref().unwrap_or("(not checked)"),
         audience = settings.audience,
         replay_key_quota,
@@ -734,5 +872,191 @@ mod tests {
         ];
         assert_eq!(get(&url, &public).await.0, 401);
         server.abort();
+    }
+
+    const INTRO_URL: (&str, &str) = ("DPOP_INTROSPECTION_URL", "http://127.0.0.1:9/introspect");
+    const INTRO_ID: (&str, &str) = ("DPOP_INTROSPECTION_CLIENT_ID", "api:rs");
+    const INTRO_SECRET: (&str, &str) = ("DPOP_INTROSPECTION_CLIENT_SECRET", "s3cret word");
+
+    /// What the introspection variables give: the endpoint, or the variable the error names.
+    fn introspection(vars: &[(&'static str, &str)]) -> Result<Option<String>, &'static str> {
+        let mut all = vec![AUD];
+        all.extend_from_slice(vars);
+        match settings(&all) {
+            Ok(s) => Ok(s.introspection.map(|i| i.url)),
+            Err(StartError::Env { var, reason }) => {
+                assert!(!reason.contains("s3cret"), "{reason}");
+                Err(var)
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    /// `DPOP_INTROSPECTION_*`: all three together (and without `DPOP_JWKS_URL`), or none;
+    /// each error names its variable.
+    #[cfg(feature = "introspection")]
+    #[test]
+    fn introspection_variables() {
+        let url = Ok(Some(INTRO_URL.1.to_owned()));
+        for (name, vars, expected) in [
+            ("none: JWTs", &[JWKS][..], Ok(None)),
+            ("all three", &[INTRO_URL, INTRO_ID, INTRO_SECRET][..], url),
+            (
+                "neither JWKS nor introspection",
+                &[][..],
+                Err("DPOP_JWKS_URL"),
+            ),
+            (
+                "both JWKS and introspection",
+                &[JWKS, INTRO_URL, INTRO_ID, INTRO_SECRET][..],
+                Err("DPOP_JWKS_URL"),
+            ),
+            (
+                "no client id",
+                &[INTRO_URL, INTRO_SECRET][..],
+                Err("DPOP_INTROSPECTION_CLIENT_ID"),
+            ),
+            (
+                "no client secret",
+                &[INTRO_URL, INTRO_ID][..],
+                Err("DPOP_INTROSPECTION_CLIENT_SECRET"),
+            ),
+            (
+                "client id without the URL",
+                &[JWKS, INTRO_ID][..],
+                Err("DPOP_INTROSPECTION_CLIENT_ID"),
+            ),
+            (
+                "client secret without the URL",
+                &[JWKS, INTRO_SECRET][..],
+                Err("DPOP_INTROSPECTION_CLIENT_SECRET"),
+            ),
+            (
+                "plain http off loopback",
+                &[
+                    ("DPOP_INTROSPECTION_URL", "http://as.example.com/introspect"),
+                    INTRO_ID,
+                    INTRO_SECRET,
+                ][..],
+                Err("DPOP_INTROSPECTION_URL"),
+            ),
+            (
+                "https",
+                &[
+                    (
+                        "DPOP_INTROSPECTION_URL",
+                        "https://as.example.com/introspect",
+                    ),
+                    INTRO_ID,
+                    INTRO_SECRET,
+                ][..],
+                Ok(Some("https://as.example.com/introspect".to_owned())),
+            ),
+        ] {
+            assert_eq!(introspection(vars), expected, "{name}");
+        }
+        let s = settings(&[AUD, INTRO_URL, INTRO_ID, INTRO_SECRET]).unwrap();
+        let dbg = format!("{s:?}");
+        assert!(dbg.contains("api:rs") && !dbg.contains("s3cret"), "{dbg}");
+        assert!(s.layer("https://api.example.com").is_ok());
+    }
+
+    /// Without the `introspection` feature, `DPOP_INTROSPECTION_URL` stops the server rather
+    /// than letting it validate the tokens as JWTs.
+    #[cfg(not(feature = "introspection"))]
+    #[test]
+    fn introspection_needs_the_feature() {
+        let err = settings(&[AUD, INTRO_URL, INTRO_ID, INTRO_SECRET]).unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.starts_with("DPOP_INTROSPECTION_URL") && line.contains("--features introspection"),
+            "{line}"
+        );
+        assert_eq!(introspection(&[JWKS]), Ok(None));
+    }
+
+    /// With `DPOP_INTROSPECTION_URL`, `/api/me` answers from the introspection response of a
+    /// stand-in endpoint on 127.0.0.1 that checks the client credentials (`client_secret_basic`).
+    #[cfg(feature = "introspection")]
+    #[tokio::test]
+    async fn tokens_are_introspected_when_the_url_is_set() {
+        use base64::Engine as _;
+        use serde_json::json;
+        use tower_dpop::testing::{unix_now, ClientKey};
+        use tower_dpop::Algorithm;
+
+        let client = ClientKey::generate(Algorithm::ES256);
+        let jkt = client.jkt().to_owned();
+        // RFC 6749 section 2.3.1: each part form-urlencoded, then Basic.
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("api%3Ars:s3cret+word")
+        );
+        let endpoint = Router::new().route(
+            "/introspect",
+            post(move |headers: HeaderMap, body: String| {
+                let (basic, jkt) = (basic.clone(), jkt.clone());
+                async move {
+                    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&basic) {
+                        return (axum::http::StatusCode::UNAUTHORIZED, Json(json!({}))).into_response();
+                    }
+                    let active = body.starts_with("token=opaque-1&");
+                    Json(if active {
+                        json!({"active": true, "sub": "alice", "client_id": "web", "iss": "https://as.example.com",
+                               "aud": "https://api.example.com", "exp": unix_now() + 60,
+                               "token_type": "DPoP", "cnf": {"jkt": jkt}})
+                    } else {
+                        json!({"active": false})
+                    })
+                    .into_response()
+                }
+            }),
+        );
+        let as_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let as_addr = as_listener.local_addr().unwrap();
+        let as_server = tokio::spawn(serve(as_listener, endpoint, std::future::pending()));
+        let url = format!("http://{as_addr}/introspect");
+        let s = settings(&[
+            AUD,
+            PUBLIC,
+            ("DPOP_ISSUER", "https://as.example.com"),
+            ("DPOP_INTROSPECTION_URL", &url),
+            INTRO_ID,
+            INTRO_SECRET,
+        ])
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bound = listener.local_addr().unwrap();
+        let app = router(s.layer(&s.public_origin(bound)).unwrap(), None);
+        let server = tokio::spawn(serve(listener, app, std::future::pending()));
+
+        let call = |token: &'static str| {
+            let proof = client
+                .proof("GET", "https://api.example.com/api/me")
+                .access_token(token)
+                .sign();
+            let auth = format!("DPoP {token}");
+            async move {
+                get(
+                    &format!("http://{bound}/api/me"),
+                    &[
+                        ("authorization", &auth),
+                        ("dpop", &proof),
+                        ("host", "api.example.com"),
+                    ],
+                )
+                .await
+            }
+        };
+        let (status, body) = call("opaque-1").await;
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"sub": "alice", "jkt": client.jkt(), "client_id": "web"})
+        );
+        assert_eq!(call("opaque-2").await.0, 401);
+        server.abort();
+        as_server.abort();
     }
 }

@@ -83,7 +83,7 @@
 //! | `jwks-fetch` | yes | fetch the [`JwtValidator`](token::jwt::JwtValidator)'s key set from a URL (reqwest, tokio) |
 //! | `native-tls` | yes | the TLS of the key-set and introspection clients: the platform's (OpenSSL here) |
 //! | `rustls` | no | the same with rustls (and its default crypto provider) instead |
-//! | `introspection` | no | [`IntrospectionValidator`](token::introspection::IntrospectionValidator): opaque tokens through RFC 7662 introspection |
+//! | `introspection` | no | [`IntrospectionValidator`](token::introspection::IntrospectionValidator): opaque tokens through RFC 7662 introspection, with RFC 9701 signed responses; turns on `jwks-fetch` |
 //! | `redis` | no | [`RedisReplayStore`](replay::RedisReplayStore): one replay store for a fleet |
 //! | `test-util` | no | [`testing`]: client keys, an issuer, request helpers, the replay-store conformance suite |
 //!
@@ -124,6 +124,8 @@ pub mod guides {
     pub mod layers {}
     #[doc = include_str!("../docs/browsers.md")]
     pub mod browsers {}
+    #[doc = include_str!("../docs/identity-providers.md")]
+    pub mod identity_providers {}
 }
 pub mod header;
 #[cfg(any(feature = "jwks-fetch", feature = "introspection"))]

@@ -14,9 +14,10 @@ use super::{AccessToken, TokenError, TokenValidator};
 
 mod builder;
 mod checks;
-mod keys;
+// Crate-visible for the verification of signed introspection responses (RFC 9701).
+pub(crate) mod keys;
 #[cfg(feature = "jwks-fetch")]
-mod remote;
+pub(crate) mod remote;
 
 pub use builder::JwtValidatorBuilder;
 use checks::{Checked, Policy, BAD_SIGNATURE};

@@ -14,6 +14,7 @@ mod extractor;
 mod frameworks;
 mod http;
 mod introspection;
+mod introspection_deployed;
 mod jwks;
 mod jwt;
 mod layer_order;

@@ -36,12 +36,12 @@ const ACCEPT: &str = "application/jwk-set+json, application/json";
 
 /// The fetch settings, from the builder.
 #[derive(Debug, Clone)]
-pub(super) struct RemoteOptions {
-    pub(super) refresh_interval: Duration,
-    pub(super) max_age: Duration,
-    pub(super) max_stale: Duration,
-    pub(super) timeout: Duration,
-    pub(super) allow_insecure_http: bool,
+pub(crate) struct RemoteOptions {
+    pub(crate) refresh_interval: Duration,
+    pub(crate) max_age: Duration,
+    pub(crate) max_stale: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) allow_insecure_http: bool,
 }
 
 impl Default for RemoteOptions {
@@ -79,17 +79,17 @@ struct State {
 
 /// What the key set can do for a request right now, read without I/O.
 #[derive(Debug)]
-pub(super) struct View {
+pub(crate) struct View {
     /// Keys that may be used now (fresh, or stale within the hard limit).
-    pub(super) keys: Option<Arc<KeyRing>>,
+    pub(crate) keys: Option<Arc<KeyRing>>,
     /// The keys are older than `jwks_max_age` and a refresh may start now.
-    pub(super) refresh_due: bool,
+    pub(crate) refresh_due: bool,
     /// A request without a usable key may wait for a fetch: one is in flight or may start.
-    pub(super) can_fetch: bool,
+    pub(crate) can_fetch: bool,
 }
 
 #[derive(Debug)]
-pub(super) struct RemoteJwks {
+pub(crate) struct RemoteJwks {
     url: Url,
     http: HttpFetch,
     algorithms: Vec<Algorithm>,
@@ -101,7 +101,7 @@ pub(super) struct RemoteJwks {
 }
 
 impl RemoteJwks {
-    pub(super) fn new(
+    pub(crate) fn new(
         url: &str,
         options: &RemoteOptions,
         algorithms: Vec<Algorithm>,
@@ -149,7 +149,7 @@ impl RemoteJwks {
             && tokio::runtime::Handle::try_current().is_ok()
     }
 
-    pub(super) fn view(&self) -> View {
+    pub(crate) fn view(&self) -> View {
         let now = self.now();
         let state = self.lock();
         // Keys from a clock that has since gone back are of unknown age: due for a refresh.
@@ -164,13 +164,13 @@ impl RemoteJwks {
     }
 
     /// Starts a fetch if the rules allow one now; it runs in its own task.
-    pub(super) fn refresh_in_background(self: &Arc<Self>) {
+    pub(crate) fn refresh_in_background(self: &Arc<Self>) {
         let _ = self.start();
     }
 
     /// Waits for a fetch: the one in flight, or one started now if allowed. Returns at once
     /// when neither; otherwise when the fetch ends, at most one `jwks_timeout` later.
-    pub(super) async fn fetch_and_wait(self: &Arc<Self>) {
+    pub(crate) async fn fetch_and_wait(self: &Arc<Self>) {
         let in_flight = self.lock().in_flight.as_ref().map(|f| f.done.clone());
         if let Some(mut done) = in_flight.or_else(|| self.start()) {
             // An error means the fetch task ended without a word (runtime shut down): done too.
