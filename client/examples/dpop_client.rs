@@ -3,7 +3,7 @@
 //! the body.
 //!
 //! ```sh
-//! cargo run -p tower-dpop-client --features reqwest --example dpop_client -- \
+//! cargo run -p tower-dpop-client --features reqwest,native-tls --example dpop_client -- \
 //!     --token-endpoint https://as.example.com/token \
 //!     --client-id my-client --client-secret my-secret \
 //!     --resource https://api.example.com/api/me \

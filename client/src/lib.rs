@@ -68,11 +68,35 @@
 //! # }
 //! ```
 //!
+//! # Nonces
+//!
+//! Each client remembers the last `DPoP-Nonce` of every origin (a [`NonceCache`], bounded in
+//! nonce size and number of origins) and puts it in the next proof for that origin. A nonce
+//! comes from any response that carries one, in particular the resource server's `401` with
+//! `WWW-Authenticate: DPoP error="use_dpop_nonce"` and the authorization server's `400`
+//! `{"error":"use_dpop_nonce"}`. Either is answered by sending the request once more, with a
+//! new proof: never twice, and for a resource request only when the body can be replayed
+//! ([`layer::ReplayableBody`]; `reqwest::Request::try_clone` for [`DpopReqwest`]). The
+//! response's [`DpopOutcome`] says whether that happened.
+//!
+//! # Tokens
+//!
+//! A [`TokenClient`] is a [`CredentialSource`]: give it to the layer and each request gets the
+//! current token with the key it is bound to. Rotating the key
+//! ([`TokenClient::rotate_key`]) drops the token, so the old token is never sent with proofs
+//! of the new key. For the authorization code flow, [`token::with_dpop_jkt`] adds the
+//! `dpop_jkt` parameter (RFC 9449 section 10) to an authorization request.
+//!
 //! # Features
 //!
 //! | feature | default | what |
 //! |---|---|---|
 //! | `reqwest` | no | [`DpopReqwest`], and `reqwest::Client` as the [`TokenClient`]'s transport |
+//! | `native-tls` | no | reqwest's TLS through the platform (OpenSSL here), for `https` |
+//! | `rustls` | no | reqwest's TLS through rustls and its default crypto provider |
+//!
+//! With `reqwest` alone, reqwest has no TLS: enable `native-tls` or `rustls` here, or a TLS
+//! feature of your own reqwest dependency (the features unify), to reach `https` servers.
 //!
 //! What the crate depends on, without and with the feature:
 //!
@@ -96,6 +120,10 @@
 
 pub mod clock;
 mod credentials;
+// The README's example compiles.
+#[cfg(all(doctest, feature = "reqwest"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 mod error;
 mod key;
 pub mod layer;

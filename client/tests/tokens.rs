@@ -69,9 +69,8 @@ async fn token_endpoint_nonce_answered_once() {
     let response = tokens.client_credentials().await.unwrap();
     assert!(response.token_type().eq_ignore_ascii_case("dpop"));
     assert_eq!(response.expires_in(), Some(300));
-    let log = w.auth.log.lock().unwrap();
-    let requests: Vec<_> = log
-        .requests
+    let requests = w.auth.requests();
+    let requests: Vec<_> = requests
         .iter()
         .map(|(g, k, s)| (g.as_str(), k.as_str(), *s))
         .collect();
@@ -82,11 +81,10 @@ async fn token_endpoint_nonce_answered_once() {
             ("client_credentials", jkt.as_str(), 200)
         ]
     );
-    drop(log);
     assert_eq!(
         tokens
             .nonces()
-            .get(&w.auth.token_endpoint.trim_end_matches("/token").to_owned())
+            .get(w.auth.token_endpoint.trim_end_matches("/token"))
             .as_deref(),
         Some("as-nonce-0")
     );
@@ -238,13 +236,11 @@ async fn key_rotation() {
     let new = tokens.access_token().await.unwrap();
     assert_eq!(new.key().thumbprint(), new_key.thumbprint());
     assert_ne!(new.access_token(), old.access_token());
-    let log = w.auth.log.lock().unwrap();
     assert_eq!(
-        log.requests.last().unwrap().1,
+        w.auth.requests().last().unwrap().1,
         new_key.thumbprint(),
         "bound to the new key"
     );
-    drop(log);
 
     // The old token under the new key: refused (its cnf.jkt names the old key).
     let mixed = Credentials::new(new_key, old.access_token().unwrap());

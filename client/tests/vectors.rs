@@ -142,7 +142,7 @@ fn jose_verdicts_on_client_proofs() {
     let cases = proofs["cases"].as_array().unwrap();
     let verdicts = verdicts["verdicts"].as_array().unwrap();
     assert_eq!(cases.len(), verdicts.len());
-    assert!(cases.len() >= 2 * Algorithm::ALL.len() + 1);
+    assert!(cases.len() > 2 * Algorithm::ALL.len());
     let mut algs_seen = std::collections::HashSet::new();
     for (case, verdict) in cases.iter().zip(verdicts) {
         let name = case["name"].as_str().unwrap();

@@ -123,6 +123,11 @@ impl AuthServer {
         log.nonce = format!("as-nonce-{}", log.nonce_counter);
     }
 
+    /// Every request: (grant_type, the proof key's thumbprint, the answer's status).
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        self.log.lock().unwrap().requests.clone()
+    }
+
     pub fn grants(&self) -> Vec<(String, u16)> {
         let log = self.log.lock().unwrap();
         log.requests
