@@ -250,3 +250,75 @@ async fn key_rotation() {
     let (status, _, _) = w.get(&mut mixed).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// An endpoint that asks for a new nonce every time is asked twice, then the client gives up
+/// with its `use_dpop_nonce` refusal: no loop.
+#[tokio::test]
+async fn token_endpoint_nonce_retried_at_most_once() {
+    let w = World::new(NoncePolicy::Off).await;
+    w.auth.log.lock().unwrap().always_new_nonce = true;
+    let tokens = w.token_client(DpopKey::generate(Algorithm::ES256).unwrap());
+    let error = tokens.client_credentials().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::TokenEndpoint);
+    assert_eq!(error.oauth_error(), Some("use_dpop_nonce"));
+    assert_eq!(w.auth.grants().len(), 2);
+}
+
+/// A token endpoint answer larger than the limit is refused through a Tower transport too.
+#[tokio::test]
+async fn oversized_token_response_is_refused_by_service_transport() {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/token",
+        post(|| async { "x".repeat(tower_dpop_client::token::MAX_RESPONSE_LEN + 1) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let tokens = TokenClient::builder(
+        url,
+        "id",
+        "secret",
+        DpopKey::generate(Algorithm::ES256).unwrap(),
+    )
+    .build(ServiceTransport(hyper_client::<Full<Bytes>>()))
+    .unwrap();
+    let error = tokens.client_credentials().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    task.abort();
+}
+
+/// Neither the client secret nor a token appears in `Debug` output or error messages.
+#[tokio::test]
+async fn secrets_stay_out_of_debug_and_errors() {
+    let w = World::new(NoncePolicy::Off).await;
+    let tokens = w.token_client(DpopKey::generate(Algorithm::ES256).unwrap());
+    let credentials = tokens.access_token().await.unwrap();
+    let token = credentials.access_token().unwrap().to_owned();
+    let response = tokens.client_credentials().await.unwrap();
+    for debug in [
+        format!("{tokens:?}"),
+        format!("{credentials:?}"),
+        format!("{response:?}"),
+    ] {
+        assert!(!debug.contains(CLIENT_SECRET), "{debug}");
+        assert!(!debug.contains(&token), "{debug}");
+        assert!(!debug.contains(response.access_token()), "{debug}");
+        assert!(
+            !debug.contains(response.refresh_token().unwrap()),
+            "{debug}"
+        );
+    }
+    let refused = TokenClient::builder(
+        &w.auth.token_endpoint,
+        CLIENT_ID,
+        "wrong-secret-value",
+        DpopKey::generate(Algorithm::ES256).unwrap(),
+    )
+    .build(ServiceTransport(hyper_client::<Full<Bytes>>()))
+    .unwrap()
+    .client_credentials()
+    .await
+    .unwrap_err();
+    assert!(!format!("{refused} {refused:?}").contains("wrong-secret-value"));
+}

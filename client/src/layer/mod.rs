@@ -27,6 +27,12 @@ use crate::sign::Signer;
 /// new proof carrying the new nonce, if the body can be replayed ([`ReplayableBody`]). It
 /// never retries twice, and never retries a streamed body. Every response carries a
 /// [`DpopOutcome`](crate::DpopOutcome) extension.
+///
+/// The wrapped service must be `Clone` (hyper-util's client and tonic channels are): the
+/// request goes to the service that was polled ready, and a retry to it again after waiting
+/// for it to be ready once more. Its error becomes a [`BoxError`](crate::BoxError); the
+/// layer's own failures (a relative URI, the credential source, signing) are a boxed
+/// [`Error`](crate::Error), and nothing is sent then.
 #[derive(Clone)]
 #[must_use]
 pub struct DpopClientLayer {

@@ -312,3 +312,41 @@ impl CredentialSource for TokenClient {
         Box::pin(self.access_token())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Algorithm;
+
+    /// `dpop_jkt` is appended with the right separator, before any fragment.
+    #[test]
+    fn dpop_jkt_parameter() {
+        let key = DpopKey::generate(Algorithm::ES256).unwrap();
+        let jkt = key.thumbprint();
+        let cases = [
+            (
+                "https://as/authorize",
+                format!("https://as/authorize?dpop_jkt={jkt}"),
+            ),
+            (
+                "https://as/authorize?",
+                format!("https://as/authorize?dpop_jkt={jkt}"),
+            ),
+            (
+                "https://as/authorize?a=1",
+                format!("https://as/authorize?a=1&dpop_jkt={jkt}"),
+            ),
+            (
+                "https://as/authorize?a=1&",
+                format!("https://as/authorize?a=1&dpop_jkt={jkt}"),
+            ),
+            (
+                "https://as/authorize#f",
+                format!("https://as/authorize?dpop_jkt={jkt}#f"),
+            ),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(with_dpop_jkt(given, &key), expected, "{given}");
+        }
+    }
+}

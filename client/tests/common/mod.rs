@@ -59,6 +59,8 @@ pub struct AsLog {
     pub expires_in: u64,
     /// Issue this `token_type` instead of `DPoP`.
     pub token_type: Option<String>,
+    /// Answer every request `use_dpop_nonce` with a new nonce.
+    pub always_new_nonce: bool,
 }
 
 struct AsState {
@@ -250,6 +252,10 @@ fn answer(
     verified: Option<Result<(String, Value), &'static str>>,
 ) -> Response {
     let mut log = state.log.lock().unwrap();
+    if log.always_new_nonce {
+        log.nonce_counter += 1;
+        log.nonce = format!("as-nonce-{}", log.nonce_counter);
+    }
     let nonce = log.nonce.clone();
     if !client_authenticated(headers) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
