@@ -7,9 +7,9 @@
 //! - [`DpopKey`]: generate or load a key (ES256, ES384, EdDSA, PS256, RS256), its RFC 7638
 //!   [thumbprint](DpopKey::thumbprint), and [proofs](DpopKey::proof).
 //! - [`DpopClientLayer`]: a Tower layer for any `Service<http::Request<B>>` (hyper-util's
-//!   client, tonic channels) that adds `Authorization: DPoP` and a fresh proof to every
-//!   request, remembers each origin's `DPoP-Nonce`, and retries once on `use_dpop_nonce`
-//!   when the body can be replayed. [`DpopReqwest`] does the same around a `reqwest::Client`.
+//!   client; tonic channels with [`layer::NoReplay`]) that adds `Authorization: DPoP` and a
+//!   fresh proof to every request, remembers each origin's `DPoP-Nonce`, and retries once on
+//!   `use_dpop_nonce` when the body can be replayed. [`DpopReqwest`] does the same around a `reqwest::Client`.
 //! - [`TokenClient`]: DPoP-bound tokens from a token endpoint (client credentials with
 //!   `client_secret_basic`, refresh tokens), answering the authorization server's nonce,
 //!   cached until shortly before they expire.

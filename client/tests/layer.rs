@@ -297,3 +297,20 @@ async fn relative_uri_is_an_error() {
     assert_eq!(error.kind(), tower_dpop_client::ErrorKind::Uri);
     let _ = Full::new(Bytes::new()).boxed();
 }
+
+/// A body of any type marked `NoReplay` goes through the layer and is never retried.
+#[tokio::test]
+async fn no_replay_marked_body_is_not_retried() {
+    let w = World::new(NoncePolicy::Required).await;
+    let mut client = w.layer().layer_on(hyper_client::<
+        tower_dpop_client::layer::NoReplay<Full<Bytes>>,
+    >());
+    let request = Request::post(w.api.url("/api/me"))
+        .body(tower_dpop_client::layer::NoReplay(full("x")))
+        .unwrap();
+    let response = client.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(outcome(&response).nonce_challenge());
+    assert!(!outcome(&response).retried());
+    assert_eq!(w.api.hits(), 1);
+}

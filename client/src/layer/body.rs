@@ -79,3 +79,55 @@ impl<D, E> ReplayableBody for UnsyncBoxBody<D, E> {
         None
     }
 }
+
+/// Any body, marked as never replayed: for a body type of another crate that does not
+/// implement [`ReplayableBody`] (tonic's `Body`, say). Map the request into it before the
+/// layer and out of it after:
+///
+/// ```
+/// use http::Request;
+/// use tower_dpop_client::layer::NoReplay;
+///
+/// let request = Request::new(String::from("a body of another type"));
+/// let marked: Request<NoReplay<String>> = request.map(NoReplay);
+/// let inner: Request<String> = marked.map(NoReplay::into_inner);
+/// # let _ = inner;
+/// ```
+///
+/// It is also an [`http_body::Body`] (for an `Unpin` body), so the inner service can take it
+/// as is.
+#[derive(Debug, Clone, Default)]
+pub struct NoReplay<B>(pub B);
+
+impl<B> NoReplay<B> {
+    /// The wrapped body.
+    pub fn into_inner(self) -> B {
+        self.0
+    }
+}
+
+impl<B> ReplayableBody for NoReplay<B> {
+    fn try_replay(&self) -> Option<Self> {
+        None
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for NoReplay<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}

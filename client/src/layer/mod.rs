@@ -4,7 +4,7 @@
 mod body;
 mod service;
 
-pub use body::ReplayableBody;
+pub use body::{NoReplay, ReplayableBody};
 pub use service::{DpopClient, ResponseFuture};
 
 use std::fmt;
