@@ -101,3 +101,80 @@ impl DpopOutcome {
         self.nonce_challenge
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    type Case = (
+        &'static str,
+        StatusCode,
+        &'static [(&'static str, &'static str)],
+        bool,
+        Option<&'static str>,
+    );
+
+    /// A retry is asked for only by a `use_dpop_nonce` challenge that brings a usable nonce;
+    /// a nonce is remembered from any response.
+    #[test]
+    fn observe_table() {
+        const CHALLENGE: (&str, &str) = ("www-authenticate", r#"DPoP error="use_dpop_nonce""#);
+        let cases: &[Case] = &[
+            (
+                "challenge with nonce",
+                StatusCode::UNAUTHORIZED,
+                &[CHALLENGE, ("dpop-nonce", "n1")],
+                true,
+                Some("n1"),
+            ),
+            (
+                "challenge without nonce",
+                StatusCode::UNAUTHORIZED,
+                &[CHALLENGE],
+                false,
+                None,
+            ),
+            (
+                "challenge with an invalid nonce",
+                StatusCode::UNAUTHORIZED,
+                &[CHALLENGE, ("dpop-nonce", "a b")],
+                false,
+                None,
+            ),
+            (
+                "success with nonce",
+                StatusCode::OK,
+                &[("dpop-nonce", "n2")],
+                false,
+                Some("n2"),
+            ),
+            (
+                "other 401 with nonce",
+                StatusCode::UNAUTHORIZED,
+                &[
+                    ("www-authenticate", r#"DPoP error="invalid_token""#),
+                    ("dpop-nonce", "n3"),
+                ],
+                false,
+                Some("n3"),
+            ),
+        ];
+        for (name, status, pairs, retry, kept) in cases {
+            let signer = Signer::default();
+            assert_eq!(
+                signer.observe("https://o", *status, &headers(pairs)),
+                *retry,
+                "{name}"
+            );
+            assert_eq!(signer.nonces.get("https://o").as_deref(), *kept, "{name}");
+        }
+    }
+}
