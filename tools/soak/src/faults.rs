@@ -228,3 +228,155 @@ impl Scale {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(base: Instant, n: u64) -> Instant {
+        base + Duration::from_millis(n)
+    }
+
+    /// Killed at 1 s, reaped at 1.1 s, spawned at 4 s, answering at 4.2 s.
+    fn timeline(base: Instant) -> Timeline {
+        Timeline {
+            outages: vec![Outage {
+                kill_at: ms(base, 1000),
+                dead_at: Some(ms(base, 1100)),
+                spawn_at: Some(ms(base, 4000)),
+                ready_at: Some(ms(base, 4200)),
+                first_ok: [None; 2],
+                last_503: [None; 2],
+            }],
+            ..Timeline::default()
+        }
+    }
+
+    #[test]
+    fn while_down_is_only_a_request_inside_dead_to_spawn() {
+        let base = Instant::now();
+        let t = timeline(base);
+        struct Case {
+            name: &'static str,
+            sent: u64,
+            done: u64,
+            down: bool,
+        }
+        for c in [
+            Case {
+                name: "inside",
+                sent: 1200,
+                done: 1300,
+                down: true,
+            },
+            Case {
+                name: "edges",
+                sent: 1100,
+                done: 4000,
+                down: true,
+            },
+            Case {
+                name: "sent before the reap",
+                sent: 1050,
+                done: 1300,
+                down: false,
+            },
+            Case {
+                name: "answered after the spawn",
+                sent: 3900,
+                done: 4100,
+                down: false,
+            },
+            Case {
+                name: "after",
+                sent: 4300,
+                done: 4400,
+                down: false,
+            },
+            Case {
+                name: "before",
+                sent: 100,
+                done: 200,
+                down: false,
+            },
+        ] {
+            assert_eq!(
+                t.while_down(ms(base, c.sent), ms(base, c.done)),
+                c.down,
+                "{}",
+                c.name
+            );
+        }
+        // Still down (no spawn yet): everything sent after the reap is while down.
+        let mut open = timeline(base);
+        open.outages[0].spawn_at = None;
+        assert!(open.while_down(ms(base, 5000), ms(base, 9000)));
+    }
+
+    #[test]
+    fn outage_explains_from_the_kill_to_the_recovery_bound() {
+        let base = Instant::now();
+        let t = timeline(base);
+        assert!(!t.overlaps_outage(ms(base, 500), ms(base, 999), Duration::ZERO));
+        assert!(t.overlaps_outage(ms(base, 500), ms(base, 1000), Duration::ZERO));
+        assert!(t.overlaps_outage(ms(base, 6200), ms(base, 6300), Duration::ZERO));
+        assert!(!t.overlaps_outage(ms(base, 6201), ms(base, 6300), Duration::ZERO));
+        assert!(t.overlaps_outage(ms(base, 6300), ms(base, 6300), Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn recovery_is_the_later_of_first_success_and_last_503() {
+        let base = Instant::now();
+        let mut t = timeline(base);
+        assert!(
+            t.max_recovery().is_err(),
+            "no instance served: not recovered"
+        );
+        t.note_for_recovery(0, ms(base, 4100), 200); // sent before ready: ignored
+        t.note_for_recovery(0, ms(base, 4300), 503);
+        t.note_for_recovery(0, ms(base, 4400), 200);
+        t.note_for_recovery(1, ms(base, 4250), 200);
+        t.note_for_recovery(1, ms(base, 5700), 503);
+        t.note_for_recovery(1, ms(base, 20_000), 503); // past the 10 s horizon
+        assert_eq!(t.max_recovery(), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn jwks_fault_window_with_grace() {
+        let base = Instant::now();
+        let t = Timeline {
+            jwks: vec![(ms(base, 1000), Some(ms(base, 2000)))],
+            ..Timeline::default()
+        };
+        assert!(!t.in_jwks_fault(ms(base, 999), Duration::ZERO));
+        assert!(t.in_jwks_fault(ms(base, 1500), Duration::ZERO));
+        assert!(!t.in_jwks_fault(ms(base, 2500), Duration::ZERO));
+        assert!(t.in_jwks_fault(ms(base, 2500), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn schedule_scales_and_fits_in_the_run() {
+        for seconds in [60, 600] {
+            let s = Scale::for_seconds(seconds);
+            let plan = s.schedule();
+            let kills = plan
+                .iter()
+                .filter(|(_, a)| matches!(a, Action::RedisKill { .. }))
+                .count();
+            assert!(kills >= 2, "{seconds}: {kills} kills");
+            assert!(plan.iter().all(|(t, _)| t.as_secs() < seconds), "{seconds}");
+            // The new key is published before it signs, and signs before the old is withdrawn.
+            let when = |f: fn(&Action) -> bool| plan.iter().find(|(_, a)| f(a)).map(|(t, _)| *t);
+            let publish = when(|a| matches!(a, Action::PublishKey)).unwrap();
+            let sign = when(|a| matches!(a, Action::SignWithNewKey)).unwrap();
+            let withdraw = when(|a| matches!(a, Action::WithdrawOldKeys)).unwrap();
+            assert!(
+                publish < sign && sign + s.token_renew < withdraw,
+                "{seconds}"
+            );
+            // The JWKS outage starts after the old key is withdrawn (no rotation needs it).
+            let jwks = when(|a| matches!(a, Action::JwksFail)).unwrap();
+            assert!(withdraw < jwks, "{seconds}");
+        }
+    }
+}

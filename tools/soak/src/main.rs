@@ -18,6 +18,7 @@
 //! - RSS growth after warm-up within the bound; no panic;
 //! - no WARN or ERROR log line that an injected fault under way does not explain.
 
+mod chaos;
 mod faults;
 mod instance;
 mod issuer;
@@ -31,9 +32,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faults::{Action, Scale, SharedTimeline};
+use faults::{Scale, SharedTimeline};
 use instance::{Instance, Settings};
-use issuer::{AuthServer, JwksMode};
+use issuer::AuthServer;
 use redis::{Persistence, RedisChild};
 use stats::Stats;
 use tower_dpop::nonce::NonceSecret;
@@ -202,7 +203,7 @@ fn run(opts: &Options) -> Result<bool, String> {
     let mut rss_max = 0.0f64;
     let mut schedule = scale.schedule().into_iter().peekable();
     let deadline = start + Duration::from_secs(opts.seconds);
-    let mut next_key = None;
+    let mut chaos = chaos::Chaos::new(timeline.clone());
     let mut progress = start;
     while Instant::now() < deadline {
         let elapsed = start.elapsed();
@@ -229,14 +230,7 @@ fn run(opts: &Options) -> Result<bool, String> {
             Some((at, _)) if *at <= elapsed => {
                 if let Some((at, action)) = schedule.next() {
                     eprintln!("soak: {:>4} s {action:?}", at.as_secs());
-                    inject(
-                        &action,
-                        &timeline,
-                        &mut redis,
-                        &auth,
-                        [&a, &b],
-                        &mut next_key,
-                    )?;
+                    chaos.inject(&action, &mut redis, &auth, [&a, &b])?;
                 }
             }
             _ => std::thread::sleep(Duration::from_millis(50)),
@@ -362,91 +356,6 @@ fn run(opts: &Options) -> Result<bool, String> {
     as_runtime.shutdown_background();
     client_runtime.shutdown_background();
     Ok(broken.is_empty())
-}
-
-fn inject(
-    action: &Action,
-    timeline: &SharedTimeline,
-    redis: &mut RedisChild,
-    auth: &AuthServer,
-    instances: [&Instance; 2],
-    next_key: &mut Option<Arc<tower_dpop::testing::TestIssuer>>,
-) -> Result<(), String> {
-    match action {
-        Action::RedisKill { down } => {
-            faults::lock(timeline).outages.push(faults::Outage {
-                kill_at: Instant::now(),
-                dead_at: None,
-                spawn_at: None,
-                ready_at: None,
-                first_ok: [None; 2],
-                last_503: [None; 2],
-            });
-            redis.kill();
-            set_last(timeline, |o| o.dead_at = Some(Instant::now()));
-            std::thread::sleep(*down);
-            set_last(timeline, |o| o.spawn_at = Some(Instant::now()));
-            redis.spawn()?;
-            redis.wait_ready(Duration::from_secs(10))?;
-            set_last(timeline, |o| o.ready_at = Some(Instant::now()));
-        }
-        Action::PublishKey => *next_key = Some(auth.publish_new_key()),
-        Action::SignWithNewKey => {
-            if let Some(k) = next_key.take() {
-                auth.sign_with(&k);
-                faults::lock(timeline).key_rotations += 1;
-            }
-        }
-        Action::WithdrawOldKeys => auth.withdraw_old_keys(),
-        Action::NonceStage | Action::NonceRotate => {
-            // One new secret per rotation: staged on both, then signing on both.
-            thread_local! {
-                static NEXT: std::cell::RefCell<Option<NonceSecret>> = const { std::cell::RefCell::new(None) };
-            }
-            if matches!(action, Action::NonceStage) {
-                let s = NonceSecret::random().map_err(|e| e.to_string())?;
-                for i in instances {
-                    i.layer
-                        .accept_nonce_secret(s.clone())
-                        .map_err(|e| e.to_string())?;
-                }
-                NEXT.with(|n| *n.borrow_mut() = Some(s));
-            } else if let Some(s) = NEXT.with(|n| n.borrow_mut().take()) {
-                for i in instances {
-                    i.layer
-                        .rotate_nonce_secret(s.clone())
-                        .map_err(|e| e.to_string())?;
-                }
-                faults::lock(timeline).nonce_rotations += 1;
-            }
-        }
-        Action::JwksFail => {
-            faults::lock(timeline).jwks.push((Instant::now(), None));
-            auth.set_mode(JwksMode::Fail);
-        }
-        Action::JwksHang => auth.set_mode(JwksMode::Hang),
-        Action::JwksServe => {
-            auth.set_mode(JwksMode::Serve);
-            if let Some(last) = faults::lock(timeline).jwks.last_mut() {
-                last.1 = Some(Instant::now());
-            }
-        }
-        Action::ClockJump { by, ahead } => {
-            instances[1].clock.set_offset(*by, *ahead);
-            faults::lock(timeline).clock_jumps += 1;
-        }
-        Action::ClockReset => {
-            instances[1].clock.set_offset(Duration::ZERO, true);
-            faults::lock(timeline).clock_jumps += 1;
-        }
-    }
-    Ok(())
-}
-
-fn set_last(timeline: &SharedTimeline, f: impl FnOnce(&mut faults::Outage)) {
-    if let Some(o) = faults::lock(timeline).outages.last_mut() {
-        f(o);
-    }
 }
 
 /// Resident set size of this process (both instances, the clients and the stand-in
