@@ -209,6 +209,8 @@ impl Scale {
         s.push((jwks, Action::JwksFail));
         s.push((jwks + self.jwks_fault, Action::JwksHang));
         s.push((jwks + self.jwks_fault * 2, Action::JwksServe));
+        // Each jump moves the clock by `clock_jump`, within the 5 s the instances of a fleet
+        // may disagree by: ahead and back, then behind and back.
         s.push((
             at(0.62),
             Action::ClockJump {
@@ -216,8 +218,9 @@ impl Scale {
                 ahead: true,
             },
         ));
+        s.push((at(0.67), Action::ClockReset));
         s.push((
-            at(0.70),
+            at(0.72),
             Action::ClockJump {
                 by: self.clock_jump,
                 ahead: false,

@@ -200,6 +200,9 @@ fn run(opts: &Options) -> Result<bool, String> {
     // The faults, on this thread; RSS sampled between them.
     let warm = Duration::from_secs((opts.seconds / 10).max(5));
     let mut rss_base: Option<(f64, u64)> = None;
+    // At half time too: a leak grows in the second half as in the first, caches filling up
+    // (the token cache holds a token for up to 5 min) do not.
+    let mut rss_half: Option<f64> = None;
     let mut rss_max = 0.0f64;
     let mut schedule = scale.schedule().into_iter().peekable();
     let deadline = start + Duration::from_secs(opts.seconds);
@@ -212,6 +215,9 @@ fn run(opts: &Options) -> Result<bool, String> {
         }
         if rss_base.is_some() {
             rss_max = rss_max.max(rss_mib());
+        }
+        if rss_half.is_none() && elapsed.as_secs() >= opts.seconds / 2 {
+            rss_half = Some(rss_mib());
         }
         if progress.elapsed() >= Duration::from_secs(30) {
             progress = Instant::now();
@@ -318,7 +324,7 @@ fn run(opts: &Options) -> Result<bool, String> {
         "soak: originals={} ok={} replays={} delayed_replays={} first_use_on_replay={} \
          nonce_challenges={} expected_503={} redis_restarts={outages} key_rotations={key_rotations} \
          nonce_rotations={nonce_rotations} jwks_faults={jwks_faults} clock_jumps={clock_jumps} \
-         logs_redis={} logs_jwks={} rss_base_mib={rss_base_mib:.1} rss_max_mib={rss_max:.1} \
+         logs_redis={} logs_jwks={} rss_base_mib={rss_base_mib:.1} rss_half_mib={:.1} rss_max_mib={rss_max:.1} \
          rss_end_mib={rss_end:.1} p50_ms={:.2} p999_ms={:.2} rps={:.0} jwks_fetches={}",
         Stats::get(&stats.originals),
         Stats::get(&stats.originals_ok),
@@ -329,6 +335,7 @@ fn run(opts: &Options) -> Result<bool, String> {
         Stats::get(&stats.expected_unavailable),
         logs.redis_outage,
         logs.jwks_fault,
+        rss_half.unwrap_or(rss_end),
         stats.quantile_ms(0.5),
         stats.quantile_ms(0.999),
         requests as f64 / elapsed.as_secs_f64(),
