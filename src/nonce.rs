@@ -5,12 +5,15 @@
 //! bytes, 40 characters. It is valid for a configured lifetime from
 //! `issued_at` by the server's clock, so it bounds a proof's life by the server's clock rather
 //! than the client's. Any instance given the same secret accepts it; secrets rotate by listing
-//! several (the first signs, all verify). MACs are compared in constant time.
+//! several (the first signs, all verify), or at run time with
+//! [`DpopLayer::rotate_nonce_secret`](crate::DpopLayer::rotate_nonce_secret): the new secret
+//! signs, the previous one is still accepted until the nonces it signed have expired. MACs are
+//! compared in constant time.
 //!
 //! Nonces are not secret and not single-use: the replay store still refuses a repeated `jti`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +26,8 @@ use crate::error::ConfigError;
 
 const VERSION: u8 = 1;
 const LABEL: &[u8] = b"tower-dpop nonce";
+/// What a secret's id is the MAC of (never a nonce's head: those start with [`LABEL`]).
+const ID_LABEL: &[u8] = b"tower-dpop nonce secret id";
 const TAG_LEN: usize = 16;
 const SALT_LEN: usize = 5;
 const HEAD_LEN: usize = 1 + 8 + SALT_LEN;
@@ -35,7 +40,11 @@ const FUTURE_SKEW: u64 = 5;
 
 /// A secret nonces are made from: at least 32 bytes. Held as a keyed HMAC state.
 #[derive(Clone)]
-pub struct NonceSecret(Hmac<Sha256>);
+pub struct NonceSecret {
+    mac: Hmac<Sha256>,
+    /// Tells secrets apart without keeping their bytes: a MAC of a fixed label.
+    id: [u8; 16],
+}
 
 impl fmt::Debug for NonceSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -59,9 +68,15 @@ impl NonceSecret {
                 bytes.len()
             )));
         }
-        <Hmac<Sha256> as Mac>::new_from_slice(bytes)
-            .map(Self)
-            .map_err(|_| ConfigError::new("the nonce secret cannot key HMAC-SHA-256"))
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(bytes)
+            .map_err(|_| ConfigError::new("the nonce secret cannot key HMAC-SHA-256"))?;
+        let mut id = [0u8; 16];
+        let mut idmac = mac.clone();
+        idmac.update(ID_LABEL);
+        for (dst, src) in id.iter_mut().zip(idmac.finalize().into_bytes().iter()) {
+            *dst = *src;
+        }
+        Ok(Self { mac, id })
     }
 
     /// A secret from its base64url form (padding optional), as stored in configuration.
@@ -88,7 +103,7 @@ impl NonceSecret {
 
     /// The MAC over the nonce's head (version, issue time, salt).
     fn mac(&self, head: &[u8]) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
+        let mut mac = self.mac.clone();
         mac.update(LABEL);
         mac.update(head);
         mac
@@ -172,10 +187,52 @@ impl NonceError {
     }
 }
 
-/// Makes and checks nonces.
+/// A secret that verifies but no longer (or not yet) signs.
 #[derive(Debug, Clone)]
+struct Accepted {
+    secret: NonceSecret,
+    /// Dropped from this time on (Unix seconds); `None`: kept (configured, or staged).
+    until: Option<u64>,
+}
+
+/// The secrets in use: one signs, all verify.
+#[derive(Debug, Clone)]
+struct SecretSet {
+    signing: NonceSecret,
+    accepted: Vec<Accepted>,
+}
+
+impl SecretSet {
+    /// The secrets that verify at `now`, the signing one first.
+    fn verifying(&self, now: u64) -> impl Iterator<Item = &NonceSecret> {
+        std::iter::once(&self.signing).chain(
+            self.accepted
+                .iter()
+                .filter(move |a| a.until.is_none_or(|until| now < until))
+                .map(|a| &a.secret),
+        )
+    }
+
+    fn knows(&self, id: &[u8; 16]) -> bool {
+        self.signing.id == *id || self.accepted.iter().any(|a| a.secret.id == *id)
+    }
+
+    /// Drops the retired secrets whose time has passed.
+    fn prune(&mut self, now: u64) {
+        self.accepted
+            .retain(|a| a.until.is_none_or(|until| now < until));
+    }
+}
+
+/// Most secrets one layer holds at once: rotation drops the retired ones, so only a caller
+/// staging secrets without ever rotating reaches it.
+const MAX_SECRETS: usize = 16;
+
+/// Makes and checks nonces.
+#[derive(Debug)]
 pub(crate) struct Nonces {
-    secrets: Vec<NonceSecret>,
+    /// Read on every request that carries or is given a nonce; written by rotation only.
+    secrets: RwLock<SecretSet>,
     lifetime: Duration,
 }
 
@@ -185,15 +242,76 @@ impl Nonces {
     /// # Errors
     /// When no secret is given or the lifetime is not between 10 s and 1 h.
     pub(crate) fn new(secrets: Vec<NonceSecret>, lifetime: Duration) -> Result<Self, ConfigError> {
-        if secrets.is_empty() {
+        let mut secrets = secrets.into_iter();
+        let Some(signing) = secrets.next() else {
             return Err(ConfigError::new("no nonce secret"));
-        }
+        };
         if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(3600) {
             return Err(ConfigError::new(
                 "the nonce lifetime must be between 10 s and 1 h",
             ));
         }
-        Ok(Self { secrets, lifetime })
+        let accepted = secrets
+            .map(|secret| Accepted {
+                secret,
+                until: None,
+            })
+            .collect();
+        Ok(Self {
+            secrets: RwLock::new(SecretSet { signing, accepted }),
+            lifetime,
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, SecretSet> {
+        // No code panics while holding the lock; a poisoned lock still holds a whole set.
+        self.secrets.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, SecretSet> {
+        self.secrets.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Accepts nonces signed with `secret` from now on, without signing with it (the first
+    /// step of a fleet's rotation). Nothing changes when the secret is already known.
+    pub(crate) fn accept(&self, secret: NonceSecret, now: u64) -> Result<(), ConfigError> {
+        let mut set = self.write();
+        set.prune(now);
+        if set.knows(&secret.id) {
+            return Ok(());
+        }
+        if set.accepted.len() + 1 >= MAX_SECRETS {
+            return Err(ConfigError::new(format!(
+                "a layer holds at most {MAX_SECRETS} nonce secrets; rotate to retire old ones"
+            )));
+        }
+        set.accepted.push(Accepted {
+            secret,
+            until: None,
+        });
+        Ok(())
+    }
+
+    /// Signs with `secret` from `now` on. The secret that signed until now is still accepted
+    /// until every nonce it could have signed has expired: the lifetime, plus the skew allowed
+    /// for a nonce issued by an instance whose clock is ahead. Rotating to the secret that
+    /// already signs changes nothing.
+    pub(crate) fn rotate(&self, secret: NonceSecret, now: u64) {
+        let mut set = self.write();
+        set.prune(now);
+        if set.signing.id == secret.id {
+            return;
+        }
+        set.accepted.retain(|a| a.secret.id != secret.id);
+        let until = now
+            .saturating_add(self.lifetime.as_secs())
+            .saturating_add(FUTURE_SKEW)
+            .saturating_add(1);
+        let previous = std::mem::replace(&mut set.signing, secret);
+        set.accepted.push(Accepted {
+            secret: previous,
+            until: Some(until),
+        });
     }
 
     /// A nonce issued at `now` (seconds since the Unix epoch).
@@ -207,11 +325,9 @@ impl Nonces {
         {
             *dst = *src;
         }
-        if let Some(secret) = self.secrets.first() {
-            let full = secret.mac(head).finalize().into_bytes();
-            for (dst, src) in tag.iter_mut().zip(full.iter()) {
-                *dst = *src;
-            }
+        let full = self.read().signing.mac(head).finalize().into_bytes();
+        for (dst, src) in tag.iter_mut().zip(full.iter()) {
+            *dst = *src;
         }
         URL_SAFE_NO_PAD.encode(raw)
     }
@@ -235,8 +351,8 @@ impl Nonces {
         let issued_at = u64::from_be_bytes(*time);
         // The MAC first: an unauthenticated time says nothing.
         if !self
-            .secrets
-            .iter()
+            .read()
+            .verifying(now)
             .any(|s| s.mac(head).verify_truncated_left(tag).is_ok())
         {
             return Err(NonceError::UnknownKey);
@@ -255,6 +371,12 @@ impl Nonces {
     pub(crate) fn should_refresh(&self, issued_at: u64, now: u64) -> bool {
         let age = now.saturating_sub(issued_at);
         age.saturating_mul(3) >= self.lifetime.as_secs().saturating_mul(2)
+    }
+
+    /// How long a nonce is accepted after it was issued.
+    #[cfg(test)]
+    fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 }
 
@@ -327,8 +449,67 @@ mod tests {
     }
 
     #[test]
+    fn runtime_rotation_keeps_the_previous_secret_for_one_lifetime() {
+        let n = nonces(vec![secret(1)]);
+        let before = n.issue(T);
+        n.rotate(secret(2), T);
+        let after = n.issue(T);
+        // The new secret signs: a layer with the old one alone refuses its nonces.
+        assert_eq!(
+            nonces(vec![secret(1)]).check(&after, T),
+            Err(NonceError::UnknownKey)
+        );
+        assert_eq!(nonces(vec![secret(2)]).check(&after, T), Ok(T));
+        // Both verify while the old one's nonces can still be valid...
+        assert_eq!(n.check(&before, T + 299), Ok(T));
+        assert_eq!(n.check(&after, T + 299), Ok(T));
+        // ...including one issued by an instance whose clock is ahead, until it expires.
+        let ahead = nonces(vec![secret(1)]).issue(T + FUTURE_SKEW);
+        assert_eq!(n.check(&ahead, T + FUTURE_SKEW + 299), Ok(T + FUTURE_SKEW));
+        // Then the old secret is dropped; the new one goes on.
+        let late = T + 300 + FUTURE_SKEW + 1;
+        let forged_late = nonces(vec![secret(1)]).issue(late);
+        assert_eq!(n.check(&forged_late, late), Err(NonceError::UnknownKey));
+        let fresh = n.issue(late);
+        assert_eq!(n.check(&fresh, late), Ok(late));
+        n.rotate(secret(3), late);
+        assert_eq!(n.read().accepted.len(), 1, "the retired secret was pruned");
+    }
+
+    #[test]
+    fn staged_secret_verifies_before_it_signs() {
+        let n = nonces(vec![secret(1)]);
+        let other = nonces(vec![secret(2)]);
+        let from_other = other.issue(T);
+        assert_eq!(n.check(&from_other, T), Err(NonceError::UnknownKey));
+        n.accept(secret(2), T).unwrap();
+        assert_eq!(n.check(&from_other, T), Ok(T));
+        // Still signing with the first secret.
+        assert_eq!(nonces(vec![secret(1)]).check(&n.issue(T), T), Ok(T));
+        // Accepting again, or rotating to it, does not duplicate it; rotating to the signing
+        // secret changes nothing.
+        n.accept(secret(2), T).unwrap();
+        n.rotate(secret(2), T);
+        n.rotate(secret(2), T);
+        let set = n.read();
+        assert_eq!(set.accepted.len(), 1);
+        assert_eq!(set.accepted[0].secret.id, secret(1).id);
+        assert!(set.accepted[0].until.is_some());
+    }
+
+    #[test]
+    fn staged_secrets_are_bounded() {
+        let n = nonces(vec![secret(0)]);
+        for b in 1..MAX_SECRETS as u8 {
+            n.accept(secret(b), T).unwrap();
+        }
+        assert!(n.accept(secret(200), T).is_err());
+        assert_ne!(secret(1).id, secret(2).id);
+    }
+
+    #[test]
     fn accessors_and_debug() {
-        assert_eq!(nonces(vec![secret(1)]).lifetime, Duration::from_secs(300));
+        assert_eq!(nonces(vec![secret(1)]).lifetime(), Duration::from_secs(300));
         assert_eq!(format!("{:?}", NoncePolicy::Off), "Off");
         assert_eq!(format!("{:?}", NoncePolicy::Required), "Required");
         assert_eq!(

@@ -255,7 +255,8 @@ impl DpopLayerBuilder {
 
     /// Adds a nonce secret. The first one added signs new nonces; every one added is accepted,
     /// so rotate by adding the new secret first and keeping the old one until its nonces
-    /// expire. Without any, a random secret is made when the layer is built.
+    /// expire. Without any, a random secret is made when the layer is built. To rotate without
+    /// a restart, see [`DpopLayer::rotate_nonce_secret`].
     pub fn nonce_secret(mut self, secret: NonceSecret) -> Self {
         self.nonce_secrets.push(secret);
         self

@@ -10,7 +10,8 @@ use http::{HeaderValue, Response, Uri};
 use tower_layer::Layer;
 
 use crate::authenticated::Authenticated;
-use crate::error::{Error, ErrorKind};
+use crate::error::{ConfigError, Error, ErrorKind};
+use crate::nonce::NonceSecret;
 
 mod body;
 mod builder;
@@ -125,6 +126,64 @@ impl DpopLayer {
     pub fn rejection<B: From<Bytes>>(&self, error: &Error, parts: &Parts) -> Response<B> {
         let answering = response::Answering::of(&self.config, parts);
         response::reject(error.clone(), &self.config, answering)
+    }
+
+    /// Signs new nonces with `secret` from now on (by the layer's clock). The secret that signed
+    /// until now is still accepted until every nonce it signed has expired (the
+    /// [`nonce_lifetime`](crate::DpopLayerBuilder::nonce_lifetime) and a few seconds for
+    /// instances whose clocks are ahead), then dropped; secrets given to the builder after the
+    /// first stay accepted. Every clone of the layer sees the change at once. Rotating to the
+    /// secret that already signs changes nothing.
+    ///
+    /// In a fleet, rotate in two steps so that no instance ever sees a nonce it cannot check:
+    /// first [`accept_nonce_secret`](Self::accept_nonce_secret) the new secret on every instance,
+    /// then `rotate_nonce_secret` to it on every instance, all within one nonce lifetime.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tower_dpop::ConfigError> {
+    /// use tower_dpop::nonce::{NoncePolicy, NonceSecret};
+    /// use tower_dpop::DpopLayer;
+    /// # let issuer = tower_dpop::testing::TestIssuer::new();
+    /// let layer = DpopLayer::builder()
+    ///     .public_origin("https://api.example.com")
+    ///     .token_validator(issuer.validator())
+    ///     .nonce_policy(NoncePolicy::Required)
+    ///     .nonce_secret(NonceSecret::from_bytes(&[1; 32])?)
+    ///     .build()?;
+    /// let next = NonceSecret::from_bytes(&[2; 32])?;
+    /// layer.accept_nonce_secret(next.clone())?; // on every instance, then:
+    /// layer.rotate_nonce_secret(next)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// When the layer's [`nonce_policy`](crate::DpopLayerBuilder::nonce_policy) is `Off`.
+    pub fn rotate_nonce_secret(&self, secret: NonceSecret) -> Result<(), ConfigError> {
+        let nonces = self.nonces_in_use()?;
+        nonces.rotate(secret, self.config.clock.unix_seconds());
+        Ok(())
+    }
+
+    /// Accepts nonces signed with `secret` from now on without signing with it: the first
+    /// step of a fleet's rotation (see [`rotate_nonce_secret`](Self::rotate_nonce_secret)).
+    /// Nothing changes when the secret is already accepted.
+    ///
+    /// # Errors
+    /// When the layer's nonce policy is `Off`, or it already holds 16 secrets (rotating drops
+    /// the retired ones).
+    pub fn accept_nonce_secret(&self, secret: NonceSecret) -> Result<(), ConfigError> {
+        self.nonces_in_use()?
+            .accept(secret, self.config.clock.unix_seconds())
+    }
+
+    fn nonces_in_use(&self) -> Result<&crate::nonce::Nonces, ConfigError> {
+        self.config.nonces.as_ref().ok_or_else(|| {
+            ConfigError::setting(
+                "nonce_policy",
+                "nonces are off: there is no nonce secret to rotate",
+            )
+        })
     }
 
     /// A fresh server nonce for `DPoP-Nonce`, when the layer's nonce policy uses nonces.

@@ -391,3 +391,107 @@ async fn round_trip_over_http_with_refresh() {
     assert!(expired.headers().contains_key("dpop-nonce"));
     server.abort();
 }
+
+/// `authenticate` with a proof carrying `nonce`.
+async fn with_nonce(w: &World, layer: &DpopLayer, nonce: &str) -> Result<(), Error> {
+    layer
+        .authenticate(&tower_dpop::testing::request_parts(
+            &Method::GET,
+            "/api/me",
+            &w.headers(Some(nonce)),
+        ))
+        .await
+        .map(|_| ())
+}
+
+fn unknown_nonce() -> Error {
+    Error::new(
+        ErrorKind::NonceInvalid,
+        "DPoP nonce is not one this server issued",
+    )
+}
+
+#[tokio::test]
+async fn runtime_rotation_signs_with_the_new_secret_and_accepts_the_old_until_expiry() {
+    let w = World::new();
+    let layer = w.layer(|b| {
+        b.nonce_policy(NoncePolicy::Required)
+            .nonce_secret(secret(1))
+            .nonce_lifetime(Duration::from_secs(60))
+    });
+    let only_new = w.layer(|b| {
+        b.nonce_policy(NoncePolicy::Required)
+            .nonce_secret(secret(2))
+    });
+    let old = issue_on(&w.clock, &layer, T0);
+    // A clone (as every service of the router holds) sees the rotation.
+    layer.clone().rotate_nonce_secret(secret(2)).unwrap();
+    let new = issue_on(&w.clock, &layer, T0);
+    assert_eq!(
+        with_nonce(&w, &only_new, &new).await,
+        Ok(()),
+        "the new secret signs"
+    );
+    assert_eq!(with_nonce(&w, &only_new, &old).await, Err(unknown_nonce()));
+    assert_eq!(
+        with_nonce(&w, &layer, &old).await,
+        Ok(()),
+        "the old one still verifies"
+    );
+    w.clock.advance(Duration::from_secs(59));
+    assert_eq!(with_nonce(&w, &layer, &old).await, Ok(()));
+    // Once its nonces have expired, the old secret is gone: a nonce it signs now (say, with
+    // a leaked secret) is not one this server issued.
+    w.clock.advance(Duration::from_secs(7));
+    let before = w.layer(|b| {
+        b.nonce_policy(NoncePolicy::Required)
+            .nonce_secret(secret(1))
+    });
+    let late_old = issue_on(&w.clock, &before, T0 + 66);
+    assert_eq!(
+        with_nonce(&w, &layer, &late_old).await,
+        Err(unknown_nonce())
+    );
+    let late_new = issue_on(&w.clock, &layer, T0 + 66);
+    assert_eq!(with_nonce(&w, &layer, &late_new).await, Ok(()));
+}
+
+#[tokio::test]
+async fn fleet_rotation_in_two_steps_refuses_no_nonce() {
+    let w = World::new();
+    let make = || {
+        w.layer(|b| {
+            b.nonce_policy(NoncePolicy::Required)
+                .nonce_secret(secret(1))
+        })
+    };
+    let (a, b) = (make(), make());
+    a.accept_nonce_secret(secret(2)).unwrap();
+    b.accept_nonce_secret(secret(2)).unwrap();
+    // Still signing with the first secret after the first step.
+    let staged = issue_on(&w.clock, &a, T0);
+    let only_old = make();
+    assert_eq!(with_nonce(&w, &only_old, &staged).await, Ok(()));
+    // `a` rotates before `b`: each accepts the other's nonces in between.
+    a.rotate_nonce_secret(secret(2)).unwrap();
+    let from_a = issue_on(&w.clock, &a, T0);
+    let from_b = issue_on(&w.clock, &b, T0);
+    assert_eq!(with_nonce(&w, &b, &from_a).await, Ok(()));
+    assert_eq!(with_nonce(&w, &a, &from_b).await, Ok(()));
+    b.rotate_nonce_secret(secret(2)).unwrap();
+    let from_b = issue_on(&w.clock, &b, T0);
+    assert_eq!(with_nonce(&w, &a, &from_b).await, Ok(()));
+    assert_eq!(
+        with_nonce(&w, &only_old, &from_b).await,
+        Err(unknown_nonce())
+    );
+}
+
+#[tokio::test]
+async fn rotation_needs_nonces_in_use() {
+    let w = World::new();
+    let layer = w.layer(|b| b);
+    let err = layer.rotate_nonce_secret(secret(2)).unwrap_err();
+    assert_eq!(err.setting_name(), Some("nonce_policy"));
+    assert!(layer.accept_nonce_secret(secret(2)).is_err());
+}
