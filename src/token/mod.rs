@@ -113,10 +113,55 @@ impl AccessToken {
         self.claims.get("sub").and_then(Value::as_str)
     }
 
-    /// `client_id`, when it is a string.
+    /// The OAuth client the token was issued to: the first of these claims that is a string,
+    /// in this order:
+    ///
+    /// | claim | who sends it |
+    /// |---|---|
+    /// | `client_id` | RFC 9068 §2.2 (Auth0's RFC 9068 profile, PingFederate, Curity, introspection responses, RFC 7662 §2.2) |
+    /// | `azp` | OpenID Connect's authorized party (Auth0's default profile, Keycloak, Entra ID v2.0) |
+    /// | `cid` | Okta |
+    ///
+    /// Entra ID v1.0 tokens name the client in `appid`; read it with
+    /// [`claim("appid")`](Self::claim).
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
-        self.claims.get("client_id").and_then(Value::as_str)
+        ["client_id", "azp", "cid"]
+            .into_iter()
+            .find_map(|name| self.claims.get(name).and_then(Value::as_str))
+    }
+
+    /// The scopes granted, from the first of these claims that is present:
+    ///
+    /// | claim | form | who sends it |
+    /// |---|---|---|
+    /// | `scope` | one string, scopes separated by spaces (RFC 9068 §2.2.3, RFC 8693 §4.2) | Auth0, Keycloak, PingFederate, Curity, introspection responses |
+    /// | `scp` | an array of strings | Okta |
+    /// | `scp` | one string, separated by spaces | Entra ID (delegated scopes) |
+    ///
+    /// Empty when none is present, or when the claim has another type (a `scope` array, an
+    /// `scp` number): a scope is never guessed. Entra ID application permissions are in
+    /// `roles`, not here.
+    #[must_use]
+    pub fn scopes(&self) -> Vec<&str> {
+        fn listed(v: &Value) -> Vec<&str> {
+            match v {
+                Value::String(s) => s.split(' ').filter(|s| !s.is_empty()).collect(),
+                _ => Vec::new(),
+            }
+        }
+        match (self.claims.get("scope"), self.claims.get("scp")) {
+            (Some(scope), _) => listed(scope),
+            (None, Some(Value::Array(scp))) => scp.iter().filter_map(Value::as_str).collect(),
+            (None, Some(scp)) => listed(scp),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// `true` when [`scopes`](Self::scopes) holds `scope` (compared exactly).
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().contains(&scope)
     }
 }
 
@@ -288,6 +333,53 @@ mod tests {
         assert_eq!(t.claims()["exp"], json!(10));
         let c = AccessToken::from_claims(obj(json!({"client_id":"app"}))).unwrap();
         assert_eq!(c.client_id(), Some("app"));
+    }
+
+    /// `client_id`, else `azp`, else `cid`; a claim of another type is skipped.
+    #[test]
+    fn client_id_from_client_id_azp_or_cid() {
+        let cases = [
+            (json!({"client_id": "a", "azp": "b", "cid": "c"}), Some("a")),
+            (json!({"azp": "b", "cid": "c"}), Some("b")),
+            (json!({"cid": "c"}), Some("c")),
+            (json!({"client_id": 5, "azp": "b"}), Some("b")),
+            (json!({"client_id": null, "cid": "c"}), Some("c")),
+            (json!({"appid": "d"}), None),
+            (json!({}), None),
+        ];
+        for (claims, expected) in cases {
+            let t = AccessToken::from_claims(obj(claims.clone())).unwrap();
+            assert_eq!(t.client_id(), expected, "{claims}");
+        }
+    }
+
+    /// `scope` (space-delimited) first; else `scp`, an array (Okta) or a string (Entra ID).
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        let cases: [(Value, &[&str]); 9] = [
+            (
+                json!({"scope": "openid read:a  write"}),
+                &["openid", "read:a", "write"],
+            ),
+            (json!({"scp": ["read", "write"]}), &["read", "write"]),
+            (
+                json!({"scp": "User.Read Mail.Send"}),
+                &["User.Read", "Mail.Send"],
+            ),
+            (json!({"scope": "a", "scp": ["b"]}), &["a"]),
+            (json!({"scope": ["a"], "scp": ["b"]}), &[]),
+            (json!({"scp": ["a", 1, "b"]}), &["a", "b"]),
+            (json!({"scp": 5}), &[]),
+            (json!({"scope": ""}), &[]),
+            (json!({}), &[]),
+        ];
+        for (claims, expected) in cases {
+            let t = AccessToken::from_claims(obj(claims.clone())).unwrap();
+            assert_eq!(t.scopes(), expected, "{claims}");
+        }
+        let t = AccessToken::from_claims(obj(json!({"scp": ["read"]}))).unwrap();
+        assert!(t.has_scope("read"));
+        assert!(!t.has_scope("rea"));
     }
 
     #[test]
