@@ -131,30 +131,25 @@ impl AccessToken {
             .find_map(|name| self.claims.get(name).and_then(Value::as_str))
     }
 
-    /// The scopes granted, from the first of these claims that is present:
+    /// The scopes granted, from the first of these claims that is present, `scope` or `scp`,
+    /// each either one string of scopes separated by spaces or an array of strings:
     ///
     /// | claim | form | who sends it |
     /// |---|---|---|
-    /// | `scope` | one string, scopes separated by spaces (RFC 9068 §2.2.3, RFC 8693 §4.2) | Auth0, Keycloak, PingFederate, Curity, introspection responses |
+    /// | `scope` | a string, space-delimited (RFC 9068 §2.2.3, RFC 7662 §2.2) | Auth0, Keycloak, Curity, PingFederate (by default), introspection responses |
+    /// | `scope` | an array of strings | PingFederate, when its JWT access token manager is set to |
     /// | `scp` | an array of strings | Okta |
-    /// | `scp` | one string, separated by spaces | Entra ID (delegated scopes) |
+    /// | `scp` | a string, space-delimited | Entra ID (delegated permissions) |
     ///
-    /// Empty when none is present, or when the claim has another type (a `scope` array, an
-    /// `scp` number): a scope is never guessed. Entra ID application permissions are in
-    /// `roles`, not here.
+    /// Empty when neither is present, or when the claim is of another type (a number, an
+    /// object): a scope is never guessed, and `scp` is not read when `scope` is present. Entra
+    /// ID application permissions are in `roles`, not here.
     #[must_use]
     pub fn scopes(&self) -> Vec<&str> {
-        fn listed(v: &Value) -> Vec<&str> {
-            match v {
-                Value::String(s) => s.split(' ').filter(|s| !s.is_empty()).collect(),
-                _ => Vec::new(),
-            }
-        }
-        match (self.claims.get("scope"), self.claims.get("scp")) {
-            (Some(scope), _) => listed(scope),
-            (None, Some(Value::Array(scp))) => scp.iter().filter_map(Value::as_str).collect(),
-            (None, Some(scp)) => listed(scp),
-            (None, None) => Vec::new(),
+        match self.claims.get("scope").or_else(|| self.claims.get("scp")) {
+            Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -353,7 +348,7 @@ mod tests {
         }
     }
 
-    /// `scope` (space-delimited) first; else `scp`, an array (Okta) or a string (Entra ID).
+    /// `scope` first, else `scp`; each a space-delimited string or an array of strings.
     #[test]
     fn scopes_from_scope_or_scp() {
         let cases: [(Value, &[&str]); 9] = [
