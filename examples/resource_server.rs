@@ -1,7 +1,7 @@
 //! A DPoP-protected resource server, configured by environment variables.
 //!
 //! ```text
-//! DPOP_JWKS_URL=https://as.example.com/jwks DPOP_AUDIENCE=https://api.example.com \
+//! DPOP_ISSUER=https://as.example.com DPOP_AUDIENCE=https://api.example.com \
 //!   cargo run --release --example resource_server
 //! ```
 //!
@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | `DPOP_LISTEN` | socket address to bind, e.g. `127.0.0.1:8080` (port 0: any free port) | `127.0.0.1:8080` |
 //! | `DPOP_PUBLIC_URL` | origin clients use (`scheme://host[:port]`); a proof's `htu` must equal it followed by the request path | `http://<bound address>` |
-//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it; `https:`, or plain `http:` on a loopback address only | required |
-//! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked (`any_issuer()`) |
+//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it, whichever of the `DPOP_ISSUER`s issued them; `https:`, or plain `http:` on a loopback address only | unset: each issuer's key set is discovered from its metadata |
+//! | `DPOP_ISSUER` | expected `iss` of access tokens: one issuer, or several separated by commas; without `DPOP_JWKS_URL`, each one's key set is found from its OpenID Connect metadata (`{issuer}/.well-known/openid-configuration`, whose `issuer` must be it exactly) | not checked (`any_issuer()`) with `DPOP_JWKS_URL`; required without |
 //! | `DPOP_AUDIENCE` | expected `aud` of access tokens (a token for another API of the same authorization server is refused) | required |
 //! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
 //! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
@@ -30,7 +30,8 @@
 //!
 //! - `GET /health`: `200 ok`, no authentication;
 //! - `GET /api/me`: `200` JSON `{"sub": ..., "jkt": ..., "client_id": ...}` from the verified
-//!   token (`null` where a claim is absent; `jkt` is the verified key thumbprint);
+//!   token (`null` where a claim is absent; `jkt` is the verified key thumbprint; `client_id`
+//!   is the token's `client_id`, else `azp`, else `cid`, the first that is a string);
 //! - `POST /api/echo`: `200` with the request body (same bytes, same `Content-Type`);
 //! - `GET /.well-known/oauth-protected-resource`: the RFC 9728 metadata (open): `resource` is
 //!   the public origin, `dpop_signing_alg_values_supported` the algorithms of the challenges'
@@ -91,10 +92,10 @@ struct Settings {
     listen: SocketAddr,
     /// `DPOP_PUBLIC_URL`; `None` means `http://<bound address>`.
     public_url: Option<String>,
-    /// `DPOP_JWKS_URL`.
-    jwks_url: String,
-    /// `DPOP_ISSUER`.
-    issuer: Option<String>,
+    /// `DPOP_JWKS_URL`; `None`: each issuer's key set is discovered.
+    jwks_url: Option<String>,
+    /// `DPOP_ISSUER`, split at commas; never empty without `jwks_url`.
+    issuers: Vec<String>,
     /// `DPOP_AUDIENCE` (required).
     audience: String,
     /// `DPOP_REPLAY_CAPACITY`.
@@ -181,10 +182,29 @@ impl Settings {
                     "{listen_raw:?} is not a socket address such as {DEFAULT_LISTEN} ({e})"
                 ),
             })?;
-        let jwks_url = var("DPOP_JWKS_URL")?.ok_or_else(|| StartError::Env {
-            var: "DPOP_JWKS_URL",
-            reason: "required: set it to the JWKS URL of the authorization server".into(),
-        })?;
+        let jwks_url = var("DPOP_JWKS_URL")?;
+        let issuers = match var("DPOP_ISSUER")? {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|entry| match entry.trim() {
+                    "" => Err(StartError::Env {
+                        var: "DPOP_ISSUER",
+                        reason: "an entry is empty".into(),
+                    }),
+                    entry => Ok(entry.to_owned()),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if jwks_url.is_none() && issuers.is_empty() {
+            return Err(StartError::Env {
+                var: "DPOP_ISSUER",
+                reason: "required without DPOP_JWKS_URL: set it to the authorization server's \
+                         issuer (the `iss` of its tokens; several separated by commas), whose \
+                         key set is then discovered, or set DPOP_JWKS_URL"
+                    .into(),
+            });
+        }
         let audience = var("DPOP_AUDIENCE")?.ok_or_else(|| StartError::Env {
             var: "DPOP_AUDIENCE",
             reason: "required: set it to this API's identifier, the `aud` its access tokens \
@@ -303,7 +323,7 @@ impl Settings {
             listen,
             public_url,
             jwks_url,
-            issuer: var("DPOP_ISSUER")?,
+            issuers,
             audience,
             replay_capacity,
             replay_key_quota,
@@ -340,18 +360,40 @@ impl Settings {
         })
     }
 
+    /// The token validator: one key set for every issuer (`DPOP_JWKS_URL`), or each issuer's
+    /// own, discovered.
+    fn validator(&self) -> Result<JwtValidator, ConfigError> {
+        if let Some(url) = &self.jwks_url {
+            let mut validator = JwtValidator::builder()
+                .jwks_url(url)
+                .allow_insecure_http(is_loopback_http(url))
+                .audience(&self.audience);
+            if self.issuers.is_empty() {
+                validator = validator.any_issuer();
+            }
+            for issuer in &self.issuers {
+                validator = validator.issuer(issuer);
+            }
+            return validator.build();
+        }
+        let discovered = self
+            .issuers
+            .iter()
+            .map(|issuer| {
+                JwtValidator::builder()
+                    .discover(issuer)
+                    .allow_insecure_http(is_loopback_http(issuer))
+                    .audience(&self.audience)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        JwtValidator::for_issuers(discovered)
+    }
+
     fn build_layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
-        let mut validator = JwtValidator::builder()
-            .jwks_url(&self.jwks_url)
-            .allow_insecure_http(is_loopback_http(&self.jwks_url));
-        validator = match &self.issuer {
-            Some(iss) => validator.issuer(iss),
-            None => validator.any_issuer(),
-        };
-        validator = validator.audience(&self.audience);
         let mut builder = DpopLayer::builder()
             .public_origin(public_origin)
-            .token_validator(validator.build()?)
+            .token_validator(self.validator()?)
             .allow_bearer(self.allow_bearer)
             .resource_metadata(format!(
                 "{}{WELL_KNOWN_PATH}",
@@ -386,9 +428,9 @@ impl Settings {
 }
 
 /// The application: `/health` and the metadata open, `/api/*` behind `layer`.
-fn router(layer: DpopLayer, issuer: Option<&str>) -> Router {
+fn router(layer: DpopLayer, issuers: &[String]) -> Router {
     let mut metadata = ProtectedResourceMetadata::from_layer(&layer);
-    if let Some(iss) = issuer {
+    for iss in issuers {
         metadata = metadata.authorization_server(iss);
     }
     let api = Router::new()
@@ -405,7 +447,7 @@ async fn health() -> &'static str {
     "ok"
 }
 
-/// The claims `/api/me` reports: only these two are copied out of the token (a
+/// The claims `/api/me` reports: only these are copied out of the token (a
 /// `TokenAuth<Value>` would deep-copy every claim on every request).
 #[derive(serde::Deserialize)]
 struct MeClaims {
@@ -413,6 +455,21 @@ struct MeClaims {
     sub: Option<Value>,
     #[serde(default)]
     client_id: Option<Value>,
+    #[serde(default)]
+    azp: Option<Value>,
+    #[serde(default)]
+    cid: Option<Value>,
+}
+
+impl MeClaims {
+    /// The client, as `AccessToken::client_id` reads it: `client_id`, else `azp`, else `cid`,
+    /// the first that is a string.
+    fn client_id(self) -> Option<Value> {
+        [self.client_id, self.azp, self.cid]
+            .into_iter()
+            .flatten()
+            .find(Value::is_string)
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -423,10 +480,12 @@ struct Me {
 }
 
 async fn me(auth: TokenAuth<MeClaims>) -> Json<Me> {
+    let jkt = auth.jkt.map(|jkt| jkt.to_string());
+    let sub = auth.claims.sub.clone();
     Json(Me {
-        sub: auth.claims.sub,
-        jkt: auth.jkt.map(|jkt| jkt.to_string()),
-        client_id: auth.claims.client_id,
+        sub,
+        jkt,
+        client_id: auth.claims.client_id(),
     })
 }
 
@@ -478,13 +537,17 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let public_origin = settings.public_origin(bound);
     let layer = settings.layer(&public_origin)?;
     let replay_key_quota = layer.config().replay_key_quota();
-    let app = router(layer, settings.issuer.as_deref());
+    let app = router(layer, &settings.issuers);
 
     tracing::info!(
         %bound,
         public_origin,
-        jwks_url = settings.jwks_url,
-        issuer = settings.issuer.as_deref().unwrap_or("(not checked)"),
+        jwks_url = settings.jwks_url.as_deref().unwrap_or("(discovered)"),
+        issuer = if settings.issuers.is_empty() {
+            "(not checked)".to_owned()
+        } else {
+            settings.issuers.join(", ")
+        },
         audience = settings.audience,
         replay_key_quota,
         nonce = if settings.nonce_required { "required" } else { "off" },
@@ -689,6 +752,74 @@ mod tests {
         }
     }
 
+    /// `DPOP_JWKS_URL` and `DPOP_ISSUER`: one key set for the listed issuers (or any issuer),
+    /// or, without a JWKS URL, each issuer discovered; the layer is built from them.
+    #[test]
+    fn issuer_and_key_set_variables() {
+        const A: &str = "https://a.example.com";
+        const B: &str = "https://b.example.com/";
+        type Expected = Result<(bool, &'static [&'static str]), &'static str>;
+        #[rustfmt::skip]
+        let cases: [(&str, Vec<(&'static str, &str)>, Expected); 9] = [
+            ("a key set, any issuer", vec![JWKS], Ok((true, &[]))),
+            ("a key set, two issuers", vec![JWKS, ("DPOP_ISSUER", "https://a.example.com, https://b.example.com/")], Ok((true, &[A, B]))),
+            ("one issuer discovered", vec![("DPOP_ISSUER", A)], Ok((false, &[A]))),
+            ("two issuers discovered", vec![("DPOP_ISSUER", "https://a.example.com,https://b.example.com/")], Ok((false, &[A, B]))),
+            ("a loopback issuer over http", vec![("DPOP_ISSUER", "http://127.0.0.1:9")], Ok((false, &["http://127.0.0.1:9"]))),
+            ("neither", vec![], Err("DPOP_ISSUER")),
+            ("an empty entry", vec![("DPOP_ISSUER", "https://a.example.com,,https://b.example.com/")], Err("DPOP_ISSUER")),
+            ("a plain-http issuer", vec![("DPOP_ISSUER", "http://a.example.com")], Err("config")),
+            ("one issuer twice", vec![("DPOP_ISSUER", "https://a.example.com,https://a.example.com")], Err("config")),
+        ];
+        for (name, mut vars, expected) in cases {
+            vars.push(AUD);
+            let got = settings(&vars).and_then(|s| {
+                let _layer = s.layer("https://api.example.com")?;
+                Ok((s.jwks_url.is_some(), s.issuers))
+            });
+            let got = match got {
+                Ok((jwks, issuers)) => Ok((jwks, issuers)),
+                Err(StartError::Env { var, .. }) => Err(var),
+                Err(StartError::Config(_)) => Err("config"),
+                Err(other) => panic!("{name}: {other}"),
+            };
+            let expected = expected
+                .map(|(jwks, issuers)| (jwks, issuers.iter().map(|i| (*i).to_owned()).collect()));
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    /// `/api/me`'s `client_id`: `client_id`, else `azp`, else `cid`, the first that is a
+    /// string; `null` where none is.
+    #[test]
+    fn me_reports_the_client_as_the_identity_providers_name_it() {
+        let cases = [
+            (
+                serde_json::json!({"client_id": "rfc9068", "azp": "b", "cid": "c"}),
+                Some("rfc9068"),
+            ),
+            (
+                serde_json::json!({"azp": "auth0-or-keycloak", "cid": "c"}),
+                Some("auth0-or-keycloak"),
+            ),
+            (serde_json::json!({"cid": "okta"}), Some("okta")),
+            (
+                serde_json::json!({"client_id": 7, "cid": "okta"}),
+                Some("okta"),
+            ),
+            (serde_json::json!({"appid": "entra-v1"}), None),
+            (serde_json::json!({}), None),
+        ];
+        for (claims, expected) in cases {
+            let me: MeClaims = serde_json::from_value(claims.clone()).unwrap();
+            assert_eq!(
+                me.client_id(),
+                expected.map(|c| Value::String(c.to_owned())),
+                "{claims}"
+            );
+        }
+    }
+
     async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let mut req = reqwest::Client::new().get(url);
         for (k, v) in headers {
@@ -714,7 +845,7 @@ mod tests {
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bound = listener.local_addr().unwrap();
-        let app = router(s.layer(&s.public_origin(bound)).unwrap(), None);
+        let app = router(s.layer(&s.public_origin(bound)).unwrap(), &[]);
         let server = tokio::spawn(serve(listener, app, std::future::pending()));
         let url = format!("http://{bound}/api/me");
 
