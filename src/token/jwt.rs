@@ -1,5 +1,6 @@
 //! The built-in JWT access-token validator (RFC 9068 profile): the signature with a key of a
-//! JWKS given in code or fetched from a URL, chosen by `kid` and `alg`; `iss`, `aud` and `exp`
+//! JWKS given in code, fetched from a URL or found from the issuer's metadata, chosen by `kid`
+//! and `alg` among the keys of the issuer the token names; `iss`, `aud` and `exp`
 //! required by default; an algorithm allow-list.
 //!
 //! Each usable key of a set is imported once, when the set is loaded, into a ready verifier
@@ -42,17 +43,23 @@ enum KeySource {
 
 /// Validates JWT access tokens.
 ///
-/// Checks, in order, before any signature: size (the layer's `max_token_size`), compact form, header
-/// (`crit` refused; `typ` `at+jwt`, `application/at+jwt`, `JWT` or absent, only the `at+jwt`
-/// forms with [`require_at_jwt_typ`](JwtValidatorBuilder::require_at_jwt_typ); `alg` on the
-/// allow-list), the claims that do not change with time (`iss` one of the configured issuers,
-/// compared exactly; `aud` a string or an array holding a configured audience; `exp` present),
-/// and the key: the one key of the set with the token's `kid` whose type fits `alg` (and whose
+/// Checks, in order, before any signature: size (the layer's `max_token_size`), compact form,
+/// header and claims decoded (`crit` refused); the issuer: `iss` one of the configured issuers,
+/// compared exactly, which selects whose policy and keys apply when the validator holds several
+/// ([`for_issuers`](Self::for_issuers)); `typ` (`at+jwt`, `JWT` or absent, the `application/`
+/// prefix optional; only `at+jwt` with
+/// [`require_at_jwt_typ`](JwtValidatorBuilder::require_at_jwt_typ); any other refused, saying
+/// why); `alg` on the allow-list; the claims that do not change with time (`aud` a string or an
+/// array holding a configured audience; `exp` present); and the key of the selected issuer: the one key of the set with the token's `kid` whose type fits `alg` (and whose
 /// own `alg`, when it has one, is the token's). A token without `kid` is verified only when
 /// exactly one key fits its `alg`. Then one signature check. `exp` and `nbf` are compared with
 /// the clock by the layer, on every request.
 ///
-/// With a JWKS URL, [`validate_offline`](TokenValidator::validate_offline) answers from the
+/// The key set is given ([`jwks_json`](JwtValidatorBuilder::jwks_json)), fetched from a URL
+/// ([`jwks_url`](JwtValidatorBuilder::jwks_url)) or found from the issuer's metadata
+/// ([`discover`](JwtValidatorBuilder::discover)).
+///
+/// With a JWKS URL or discovery, [`validate_offline`](TokenValidator::validate_offline) answers from the
 /// keys held when that needs no fetch: the keys are usable (fresh, or stale within
 /// `jwks_max_stale`), no background refresh is due, and the token's `kid` is in the set, or is
 /// not but no fetch may start now (then it is refused at once). Otherwise it answers `None`

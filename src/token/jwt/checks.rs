@@ -1,6 +1,7 @@
 //! What is checked of an access token before its signature, in this order: size, compact form,
-//! JOSE header (`crit`, `typ`, `alg`), then the claims that do not change with time (`iss`,
-//! `aud`, `exp` present). All of it costs a base64 decode and a JSON parse of at most
+//! JOSE header and claims decoded (`crit` refused) by [`parse`]; then, once `iss` selected the
+//! issuer's [`Policy`], [`Policy::admit`]: `typ`, `alg`, and the claims that do not change with
+//! time (`iss`, `aud`, `exp` present). All of it costs a base64 decode and a JSON parse of at most
 //! `MAX_TOKEN_LEN` bytes; the one signature check comes after, in [`Checked::verify`].
 
 use std::borrow::Cow;
