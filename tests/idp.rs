@@ -226,7 +226,9 @@ async fn idp_tokens_are_refused_where_they_must_be() {
     assert!(check(&strict, f.token("auth0_rfc9068")).await.is_ok());
     assert_eq!(
         check(&strict, f.token("auth0_default")).await,
-        invalid("access token typ is not at+jwt (RFC 9068 §2.1), which this validator requires")
+        invalid(
+            "access token typ is not at+jwt (RFC 9068 section 2.1), which this validator requires"
+        )
     );
     let okta = f.documented("okta").build().unwrap();
     assert_eq!(

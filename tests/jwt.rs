@@ -143,7 +143,7 @@ async fn header_rules_typ_crit_and_alg() {
     let lax = builder(&jwks).build().unwrap();
     let strict = builder(&jwks).require_at_jwt_typ(true).build().unwrap();
     let strict_only =
-        "access token typ is not at+jwt (RFC 9068 §2.1), which this validator requires";
+        "access token typ is not at+jwt (RFC 9068 section 2.1), which this validator requires";
     let okta_org = "access token typ is application/okta-internal-at+jwt: a token of an Okta org \
                     authorization server, which Okta does not support validating outside Okta; \
                     use a custom authorization server";

@@ -191,7 +191,7 @@ impl Policy {
             Typ::AtJwt => Ok(()),
             Typ::Jwt | Typ::Absent if !self.strict_typ => Ok(()),
             Typ::Jwt | Typ::Absent => Err(invalid(
-                "access token typ is not at+jwt (RFC 9068 §2.1), which this validator requires",
+                "access token typ is not at+jwt (RFC 9068 section 2.1), which this validator requires",
             )),
             Typ::OktaInternal => Err(invalid(
                 "access token typ is application/okta-internal-at+jwt: a token of an Okta org \
