@@ -759,8 +759,9 @@ mod tests {
         const A: &str = "https://a.example.com";
         const B: &str = "https://b.example.com/";
         type Expected = Result<(bool, &'static [&'static str]), &'static str>;
+        type Vars = Vec<(&'static str, &'static str)>;
         #[rustfmt::skip]
-        let cases: [(&str, Vec<(&'static str, &str)>, Expected); 9] = [
+        let cases: [(&str, Vars, Expected); 9] = [
             ("a key set, any issuer", vec![JWKS], Ok((true, &[]))),
             ("a key set, two issuers", vec![JWKS, ("DPOP_ISSUER", "https://a.example.com, https://b.example.com/")], Ok((true, &[A, B]))),
             ("one issuer discovered", vec![("DPOP_ISSUER", A)], Ok((false, &[A]))),
