@@ -362,7 +362,7 @@ mod tests {
                 &["User.Read", "Mail.Send"],
             ),
             (json!({"scope": "a", "scp": ["b"]}), &["a"]),
-            (json!({"scope": ["a"], "scp": ["b"]}), &[]),
+            (json!({"scope": ["a"], "scp": ["b"]}), &["a"]),
             (json!({"scp": ["a", 1, "b"]}), &["a", "b"]),
             (json!({"scp": 5}), &[]),
             (json!({"scope": ""}), &[]),
