@@ -1,7 +1,7 @@
 //! A DPoP-protected resource server, configured by environment variables.
 //!
 //! ```text
-//! DPOP_JWKS_URL=https://as.example.com/jwks DPOP_AUDIENCE=https://api.example.com \
+//! DPOP_ISSUER=https://as.example.com DPOP_AUDIENCE=https://api.example.com \
 //!   cargo run --release --example resource_server
 //! ```
 //!
@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | `DPOP_LISTEN` | socket address to bind, e.g. `127.0.0.1:8080` (port 0: any free port) | `127.0.0.1:8080` |
 //! | `DPOP_PUBLIC_URL` | origin clients use (`scheme://host[:port]`); a proof's `htu` must equal it followed by the request path | `http://<bound address>` |
-//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it; `https:`, or plain `http:` on a loopback address only | required, unless `DPOP_INTROSPECTION_URL` is set (not with it) |
-//! | `DPOP_ISSUER` | expected `iss` of access tokens | not checked (`any_issuer()`) |
+//! | `DPOP_JWKS_URL` | JWKS URL of the authorization server; access tokens are JWTs verified against it, whichever of the `DPOP_ISSUER`s issued them; `https:`, or plain `http:` on a loopback address only | unset: each issuer's key set is discovered from its metadata (and never set with `DPOP_INTROSPECTION_URL`) |
+//! | `DPOP_ISSUER` | expected `iss` of access tokens: one issuer, or several separated by commas; without `DPOP_JWKS_URL`, each one's key set is found from its OpenID Connect metadata (`{issuer}/.well-known/openid-configuration`, whose `issuer` must be it exactly) | not checked (`any_issuer()`) with `DPOP_JWKS_URL` or `DPOP_INTROSPECTION_URL`; required without either |
 //! | `DPOP_AUDIENCE` | expected `aud` of access tokens (a token for another API of the same authorization server is refused) | required |
 //! | `DPOP_NONCE` | `off` or `required`: whether proofs must carry a server nonce (`DPoP-Nonce`) | `off` |
 //! | `DPOP_NONCE_SECRET` | secret (at least 32 bytes, base64url) nonces are made from; instances given the same secret accept each other's nonces | random per process |
@@ -32,7 +32,8 @@
 //!
 //! - `GET /health`: `200 ok`, no authentication;
 //! - `GET /api/me`: `200` JSON `{"sub": ..., "jkt": ..., "client_id": ...}` from the verified
-//!   token (`null` where a claim is absent; `jkt` is the verified key thumbprint);
+//!   token (`null` where a claim is absent; `jkt` is the verified key thumbprint; `client_id`
+//!   is the token's `client_id`, else `azp`, else `cid`, the first that is a string);
 //! - `POST /api/echo`: `200` with the request body (same bytes, same `Content-Type`);
 //! - `GET /.well-known/oauth-protected-resource`: the RFC 9728 metadata (open): `resource` is
 //!   the public origin, `dpop_signing_alg_values_supported` the algorithms of the challenges'
@@ -94,10 +95,10 @@ struct Settings {
     listen: SocketAddr,
     /// `DPOP_PUBLIC_URL`; `None` means `http://<bound address>`.
     public_url: Option<String>,
-    /// `DPOP_JWKS_URL`; `None` only when tokens are introspected.
+    /// `DPOP_JWKS_URL`; `None`: each issuer's key set is discovered, or tokens are introspected.
     jwks_url: Option<String>,
-    /// `DPOP_ISSUER`.
-    issuer: Option<String>,
+    /// `DPOP_ISSUER`, split at commas; never empty without `jwks_url`.
+    issuers: Vec<String>,
     /// `DPOP_AUDIENCE` (required).
     audience: String,
     /// `DPOP_REPLAY_CAPACITY`.
@@ -188,24 +189,36 @@ impl Settings {
             })?;
         let introspection = IntrospectionSettings::from_vars(&var)?;
         let jwks_url = var("DPOP_JWKS_URL")?;
-        match (&jwks_url, &introspection) {
-            (None, None) => {
-                return Err(StartError::Env {
-                    var: "DPOP_JWKS_URL",
-                    reason: "required: set it to the JWKS URL of the authorization server \
-                             (or DPOP_INTROSPECTION_URL for opaque tokens)"
-                        .into(),
+        let issuers = match var("DPOP_ISSUER")? {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|entry| match entry.trim() {
+                    "" => Err(StartError::Env {
+                        var: "DPOP_ISSUER",
+                        reason: "an entry is empty".into(),
+                    }),
+                    entry => Ok(entry.to_owned()),
                 })
-            }
-            (Some(_), Some(_)) => {
-                return Err(StartError::Env {
-                    var: "DPOP_JWKS_URL",
-                    reason: "set with DPOP_INTROSPECTION_URL: tokens are either JWTs verified \
-                             against a key set or introspected, keep one"
-                        .into(),
-                })
-            }
-            _ => {}
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if jwks_url.is_some() && introspection.is_some() {
+            return Err(StartError::Env {
+                var: "DPOP_JWKS_URL",
+                reason: "set with DPOP_INTROSPECTION_URL: tokens are either JWTs verified \
+                         against a key set or introspected, keep one"
+                    .into(),
+            });
+        }
+        if jwks_url.is_none() && introspection.is_none() && issuers.is_empty() {
+            return Err(StartError::Env {
+                var: "DPOP_ISSUER",
+                reason: "required without DPOP_JWKS_URL: set it to the authorization server's \
+                         issuer (the `iss` of its tokens; several separated by commas), whose \
+                         key set is then discovered, or set DPOP_JWKS_URL (or \
+                         DPOP_INTROSPECTION_URL for opaque tokens)"
+                    .into(),
+            });
         }
         let audience = var("DPOP_AUDIENCE")?.ok_or_else(|| StartError::Env {
             var: "DPOP_AUDIENCE",
@@ -325,7 +338,7 @@ impl Settings {
             listen,
             public_url,
             jwks_url,
-            issuer: var("DPOP_ISSUER")?,
+            issuers,
             audience,
             replay_capacity,
             replay_key_quota,
@@ -363,22 +376,38 @@ impl Settings {
         })
     }
 
-    /// The access-token validator: introspection when configured, else JWTs.
+    /// The access-token validator: introspection when configured, else JWTs against one key
+    /// set for every issuer (`DPOP_JWKS_URL`), or each issuer's own, discovered.
     fn token_validator(&self) -> Result<std::sync::Arc<dyn TokenValidator>, ConfigError> {
         #[cfg(feature = "introspection")]
         if let Some(introspection) = &self.introspection {
-            return introspection.validator(self.issuer.as_deref(), &self.audience);
+            return introspection.validator(&self.issuers, &self.audience);
         }
-        let jwks_url = self.jwks_url.as_deref().unwrap_or_default();
-        let mut validator = JwtValidator::builder()
-            .jwks_url(jwks_url)
-            .allow_insecure_http(is_loopback_http(jwks_url));
-        validator = match &self.issuer {
-            Some(iss) => validator.issuer(iss),
-            None => validator.any_issuer(),
-        };
-        validator = validator.audience(&self.audience);
-        Ok(std::sync::Arc::new(validator.build()?))
+        if let Some(url) = &self.jwks_url {
+            let mut validator = JwtValidator::builder()
+                .jwks_url(url)
+                .allow_insecure_http(is_loopback_http(url))
+                .audience(&self.audience);
+            if self.issuers.is_empty() {
+                validator = validator.any_issuer();
+            }
+            for issuer in &self.issuers {
+                validator = validator.issuer(issuer);
+            }
+            return Ok(std::sync::Arc::new(validator.build()?));
+        }
+        let discovered = self
+            .issuers
+            .iter()
+            .map(|issuer| {
+                JwtValidator::builder()
+                    .discover(issuer)
+                    .allow_insecure_http(is_loopback_http(issuer))
+                    .audience(&self.audience)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(std::sync::Arc::new(JwtValidator::for_issuers(discovered)?))
     }
 
     fn build_layer(&self, public_origin: &str) -> Result<DpopLayer, ConfigError> {
@@ -498,12 +527,12 @@ impl IntrospectionSettings {
         }))
     }
 
-    /// The introspection validator: `iss` as `DPOP_ISSUER` (any when unset, as for JWTs),
+    /// The introspection validator: `iss` one of `DPOP_ISSUER` (any when unset, as for JWTs),
     /// `aud` as `DPOP_AUDIENCE`.
     #[cfg(feature = "introspection")]
     fn validator(
         &self,
-        issuer: Option<&str>,
+        issuers: &[String],
         audience: &str,
     ) -> Result<std::sync::Arc<dyn TokenValidator>, ConfigError> {
         use tower_dpop::token::introspection::IntrospectionValidator;
@@ -511,18 +540,20 @@ impl IntrospectionSettings {
             .client_credentials(self.client_id.as_str(), self.client_secret.as_str())
             .audience(audience)
             .allow_insecure_http(is_loopback_http(&self.url));
-        validator = match issuer {
-            Some(iss) => validator.issuer(iss),
-            None => validator.any_issuer(),
-        };
+        if issuers.is_empty() {
+            validator = validator.any_issuer();
+        }
+        for issuer in issuers {
+            validator = validator.issuer(issuer);
+        }
         Ok(std::sync::Arc::new(validator.build()?))
     }
 }
 
 /// The application: `/health` and the metadata open, `/api/*` behind `layer`.
-fn router(layer: DpopLayer, issuer: Option<&str>) -> Router {
+fn router(layer: DpopLayer, issuers: &[String]) -> Router {
     let mut metadata = ProtectedResourceMetadata::from_layer(&layer);
-    if let Some(iss) = issuer {
+    for iss in issuers {
         metadata = metadata.authorization_server(iss);
     }
     let api = Router::new()
@@ -539,7 +570,7 @@ async fn health() -> &'static str {
     "ok"
 }
 
-/// The claims `/api/me` reports: only these two are copied out of the token (a
+/// The claims `/api/me` reports: only these are copied out of the token (a
 /// `TokenAuth<Value>` would deep-copy every claim on every request).
 #[derive(serde::Deserialize)]
 struct MeClaims {
@@ -547,6 +578,21 @@ struct MeClaims {
     sub: Option<Value>,
     #[serde(default)]
     client_id: Option<Value>,
+    #[serde(default)]
+    azp: Option<Value>,
+    #[serde(default)]
+    cid: Option<Value>,
+}
+
+impl MeClaims {
+    /// The client, as `AccessToken::client_id` reads it: `client_id`, else `azp`, else `cid`,
+    /// the first that is a string.
+    fn client_id(self) -> Option<Value> {
+        [self.client_id, self.azp, self.cid]
+            .into_iter()
+            .flatten()
+            .find(Value::is_string)
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -557,10 +603,12 @@ struct Me {
 }
 
 async fn me(auth: TokenAuth<MeClaims>) -> Json<Me> {
+    let jkt = auth.jkt.map(|jkt| jkt.to_string());
+    let sub = auth.claims.sub.clone();
     Json(Me {
-        sub: auth.claims.sub,
-        jkt: auth.jkt.map(|jkt| jkt.to_string()),
-        client_id: auth.claims.client_id,
+        sub,
+        jkt,
+        client_id: auth.claims.client_id(),
     })
 }
 
@@ -612,17 +660,25 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let public_origin = settings.public_origin(bound);
     let layer = settings.layer(&public_origin)?;
     let replay_key_quota = layer.config().replay_key_quota();
-    let app = router(layer, settings.issuer.as_deref());
+    let app = router(layer, &settings.issuers);
 
     tracing::info!(
         %bound,
         public_origin,
-        jwks_url = settings.jwks_url.as_deref().unwrap_or("(none)"),
+        jwks_url = settings.jwks_url.as_deref().unwrap_or(if settings.introspection.is_some() {
+            "(none)"
+        } else {
+            "(discovered)"
+        }),
         introspection_url = settings
             .introspection
             .as_ref()
             .map_or("(none)", |i| i.url.as_str()),
-        issuer = settings.issuer.as_deref().unwrap_or("(not checked)"),
+        issuer = if settings.issuers.is_empty() {
+            "(not checked)".to_owned()
+        } else {
+            settings.issuers.join(", ")
+        },
         audience = settings.audience,
         replay_key_quota,
         nonce = if settings.nonce_required { "required" } else { "off" },
@@ -827,6 +883,75 @@ mod tests {
         }
     }
 
+    /// `DPOP_JWKS_URL` and `DPOP_ISSUER`: one key set for the listed issuers (or any issuer),
+    /// or, without a JWKS URL, each issuer discovered; the layer is built from them.
+    #[test]
+    fn issuer_and_key_set_variables() {
+        const A: &str = "https://a.example.com";
+        const B: &str = "https://b.example.com/";
+        type Expected = Result<(bool, &'static [&'static str]), &'static str>;
+        type Vars = Vec<(&'static str, &'static str)>;
+        #[rustfmt::skip]
+        let cases: [(&str, Vars, Expected); 9] = [
+            ("a key set, any issuer", vec![JWKS], Ok((true, &[]))),
+            ("a key set, two issuers", vec![JWKS, ("DPOP_ISSUER", "https://a.example.com, https://b.example.com/")], Ok((true, &[A, B]))),
+            ("one issuer discovered", vec![("DPOP_ISSUER", A)], Ok((false, &[A]))),
+            ("two issuers discovered", vec![("DPOP_ISSUER", "https://a.example.com,https://b.example.com/")], Ok((false, &[A, B]))),
+            ("a loopback issuer over http", vec![("DPOP_ISSUER", "http://127.0.0.1:9")], Ok((false, &["http://127.0.0.1:9"]))),
+            ("neither", vec![], Err("DPOP_ISSUER")),
+            ("an empty entry", vec![("DPOP_ISSUER", "https://a.example.com,,https://b.example.com/")], Err("DPOP_ISSUER")),
+            ("a plain-http issuer", vec![("DPOP_ISSUER", "http://a.example.com")], Err("config")),
+            ("one issuer twice", vec![("DPOP_ISSUER", "https://a.example.com,https://a.example.com")], Err("config")),
+        ];
+        for (name, mut vars, expected) in cases {
+            vars.push(AUD);
+            let got = settings(&vars).and_then(|s| {
+                let _layer = s.layer("https://api.example.com")?;
+                Ok((s.jwks_url.is_some(), s.issuers))
+            });
+            let got = match got {
+                Ok((jwks, issuers)) => Ok((jwks, issuers)),
+                Err(StartError::Env { var, .. }) => Err(var),
+                Err(StartError::Config(_)) => Err("config"),
+                Err(other) => panic!("{name}: {other}"),
+            };
+            let expected = expected
+                .map(|(jwks, issuers)| (jwks, issuers.iter().map(|i| (*i).to_owned()).collect()));
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    /// `/api/me`'s `client_id`: `client_id`, else `azp`, else `cid`, the first that is a
+    /// string; `null` where none is.
+    #[test]
+    fn me_reports_the_client_as_the_identity_providers_name_it() {
+        let cases = [
+            (
+                serde_json::json!({"client_id": "rfc9068", "azp": "b", "cid": "c"}),
+                Some("rfc9068"),
+            ),
+            (
+                serde_json::json!({"azp": "auth0-or-keycloak", "cid": "c"}),
+                Some("auth0-or-keycloak"),
+            ),
+            (serde_json::json!({"cid": "okta"}), Some("okta")),
+            (
+                serde_json::json!({"client_id": 7, "cid": "okta"}),
+                Some("okta"),
+            ),
+            (serde_json::json!({"appid": "entra-v1"}), None),
+            (serde_json::json!({}), None),
+        ];
+        for (claims, expected) in cases {
+            let me: MeClaims = serde_json::from_value(claims.clone()).unwrap();
+            assert_eq!(
+                me.client_id(),
+                expected.map(|c| Value::String(c.to_owned())),
+                "{claims}"
+            );
+        }
+    }
+
     async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let mut req = reqwest::Client::new().get(url);
         for (k, v) in headers {
@@ -852,7 +977,7 @@ mod tests {
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bound = listener.local_addr().unwrap();
-        let app = router(s.layer(&s.public_origin(bound)).unwrap(), None);
+        let app = router(s.layer(&s.public_origin(bound)).unwrap(), &[]);
         let server = tokio::spawn(serve(listener, app, std::future::pending()));
         let url = format!("http://{bound}/api/me");
 
@@ -902,9 +1027,9 @@ mod tests {
             ("none: JWTs", &[JWKS][..], Ok(None)),
             ("all three", &[INTRO_URL, INTRO_ID, INTRO_SECRET][..], url),
             (
-                "neither JWKS nor introspection",
+                "neither JWKS, issuer to discover, nor introspection",
                 &[][..],
-                Err("DPOP_JWKS_URL"),
+                Err("DPOP_ISSUER"),
             ),
             (
                 "both JWKS and introspection",
@@ -1027,7 +1152,7 @@ mod tests {
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bound = listener.local_addr().unwrap();
-        let app = router(s.layer(&s.public_origin(bound)).unwrap(), None);
+        let app = router(s.layer(&s.public_origin(bound)).unwrap(), &[]);
         let server = tokio::spawn(serve(listener, app, std::future::pending()));
 
         let call = |token: &'static str| {

@@ -92,7 +92,9 @@
 //! The guides in the repository's `docs/` folder: getting started, configuration (every setting,
 //! its default and why), deployment (fleets, Redis, proxies, clocks), security (the threat
 //! model and the test that holds each defence), performance, and the crate's architecture. The
-//! layer-order guide is compiled here as [`guides::layers`] (feature `axum`).
+//! layer-order guide is compiled here as [`guides::layers`] (feature `axum`), and the
+//! configuration of Okta, Auth0, Keycloak, PingFederate and Entra ID as
+//! [`guides::identity_providers`] (features `axum` and `jwks-fetch`).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -124,6 +126,7 @@ pub mod guides {
     pub mod layers {}
     #[doc = include_str!("../docs/browsers.md")]
     pub mod browsers {}
+    #[cfg(feature = "jwks-fetch")]
     #[doc = include_str!("../docs/identity-providers.md")]
     pub mod identity_providers {}
 }

@@ -147,6 +147,46 @@ impl DpopLayerBuilder {
         self
     }
 
+    /// Applies what the [FAPI 2.0 Security Profile] (OpenID Foundation, Final, February 2025)
+    /// asks of a resource server's DPoP proof checks, in one call:
+    ///
+    /// | setting | value | FAPI 2.0 Security Profile |
+    /// |---|---|---|
+    /// | [`algorithms`](Self::algorithms) | [`Algorithm::FAPI2`]: PS256, ES256, EdDSA | §5.4 "Cryptography and secrets": JWTs are created and processed with `PS256`, `ES256` or `EdDSA` (the Ed25519 variant) only |
+    /// | [`max_proof_age`](Self::max_proof_age) | 60 s | a proof's `iat` at most 60 s in the past |
+    /// | [`future_leeway`](Self::future_leeway) | 10 s | "to accommodate clock offsets", JWTs with an `iat` up to 10 s in the future are accepted |
+    ///
+    /// Call it first and override after it if you must: a later call of one of these
+    /// setters wins. It does not turn on nonces (the profile lets the authorization server
+    /// and resource server decide) and does not configure the access-token validator: give a
+    /// [`JwtValidator`](crate::token::jwt::JwtValidator) the same list with
+    /// `.algorithms(Algorithm::FAPI2.iter().copied())`.
+    ///
+    /// **Caveat.** `EdDSA` here also admits Ed448 keys (RFC 8037 names both curves under one
+    /// `alg`); the profile asks for Ed25519. Clients that follow the profile send Ed25519.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_dpop::{Algorithm, DpopLayer};
+    /// # let issuer = tower_dpop::testing::TestIssuer::new();
+    /// let layer = DpopLayer::builder()
+    ///     .fapi2_security_profile()
+    ///     .public_origin("https://api.example.com")
+    ///     .token_validator(issuer.validator())
+    ///     .build()?;
+    /// assert_eq!(layer.config().algorithms(), Algorithm::FAPI2);
+    /// assert_eq!(layer.config().max_proof_age(), Duration::from_secs(60));
+    /// assert_eq!(layer.config().future_leeway(), Duration::from_secs(10));
+    /// # Ok::<(), tower_dpop::ConfigError>(())
+    /// ```
+    ///
+    /// [FAPI 2.0 Security Profile]: https://openid.net/specs/fapi-security-profile-2_0-final.html
+    pub fn fapi2_security_profile(self) -> Self {
+        self.algorithms(Algorithm::FAPI2.iter().copied())
+            .max_proof_age(Duration::from_secs(60))
+            .future_leeway(Duration::from_secs(10))
+    }
+
     /// Sets how far in the past a proof's `iat` may be (default 60 s, at most 1 h).
     pub fn max_proof_age(mut self, age: Duration) -> Self {
         self.max_age = age;

@@ -64,6 +64,10 @@ impl Algorithm {
         Self::Ed25519,
     ];
 
+    /// The algorithms of the FAPI 2.0 Security Profile (§5.4): PS256, ES256, EdDSA. See
+    /// [`DpopLayerBuilder::fapi2_security_profile`](crate::DpopLayerBuilder::fapi2_security_profile).
+    pub const FAPI2: &'static [Algorithm] = &[Self::PS256, Self::ES256, Self::EdDSA];
+
     /// The `alg` header value.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -64,14 +64,24 @@ impl Expected {
         })
     }
 
+    /// `true` when `iss` is a configured issuer (exact string equality), or any is accepted.
+    pub(crate) fn accepts_issuer(&self, iss: Option<&str>) -> bool {
+        match &self.issuers {
+            None => true,
+            Some(issuers) => iss.is_some_and(|iss| issuers.iter().any(|i| i == iss)),
+        }
+    }
+
+    /// The configured issuers; `None` when any is accepted.
+    pub(crate) fn issuers(&self) -> Option<&[String]> {
+        self.issuers.as_deref()
+    }
+
     /// `iss` equal to a configured issuer (exact string equality) and `aud` (a string or an
     /// array of strings) holding a configured audience.
     pub(crate) fn check(&self, claims: &Map<String, Value>) -> Result<(), TokenError> {
-        if let Some(issuers) = &self.issuers {
-            let iss = claims.get("iss").and_then(Value::as_str);
-            if !iss.is_some_and(|iss| issuers.iter().any(|i| i == iss)) {
-                return Err(TokenError::invalid("access token issuer is not accepted"));
-            }
+        if !self.accepts_issuer(claims.get("iss").and_then(Value::as_str)) {
+            return Err(TokenError::invalid("access token issuer is not accepted"));
         }
         if let Some(audiences) = &self.audiences {
             let configured = |v: &str| audiences.iter().any(|a| a == v);

@@ -113,10 +113,50 @@ impl AccessToken {
         self.claims.get("sub").and_then(Value::as_str)
     }
 
-    /// `client_id`, when it is a string.
+    /// The OAuth client the token was issued to: the first of these claims that is a string,
+    /// in this order:
+    ///
+    /// | claim | who sends it |
+    /// |---|---|
+    /// | `client_id` | RFC 9068 §2.2 (Auth0's RFC 9068 profile, PingFederate, Curity, introspection responses, RFC 7662 §2.2) |
+    /// | `azp` | OpenID Connect's authorized party (Auth0's default profile, Keycloak, Entra ID v2.0) |
+    /// | `cid` | Okta |
+    ///
+    /// Entra ID v1.0 tokens name the client in `appid`; read it with
+    /// [`claim("appid")`](Self::claim).
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
-        self.claims.get("client_id").and_then(Value::as_str)
+        ["client_id", "azp", "cid"]
+            .into_iter()
+            .find_map(|name| self.claims.get(name).and_then(Value::as_str))
+    }
+
+    /// The scopes granted, from the first of these claims that is present, `scope` or `scp`,
+    /// each either one string of scopes separated by spaces or an array of strings:
+    ///
+    /// | claim | form | who sends it |
+    /// |---|---|---|
+    /// | `scope` | a string, space-delimited (RFC 9068 §2.2.3, RFC 7662 §2.2) | Auth0, Keycloak, Curity, PingFederate (by default), introspection responses |
+    /// | `scope` | an array of strings | PingFederate, when its JWT access token manager is set to |
+    /// | `scp` | an array of strings | Okta |
+    /// | `scp` | a string, space-delimited | Entra ID (delegated permissions) |
+    ///
+    /// Empty when neither is present, or when the claim is of another type (a number, an
+    /// object): a scope is never guessed, and `scp` is not read when `scope` is present. Entra
+    /// ID application permissions are in `roles`, not here.
+    #[must_use]
+    pub fn scopes(&self) -> Vec<&str> {
+        match self.claims.get("scope").or_else(|| self.claims.get("scp")) {
+            Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `true` when [`scopes`](Self::scopes) holds `scope` (compared exactly).
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().contains(&scope)
     }
 }
 
@@ -288,6 +328,53 @@ mod tests {
         assert_eq!(t.claims()["exp"], json!(10));
         let c = AccessToken::from_claims(obj(json!({"client_id":"app"}))).unwrap();
         assert_eq!(c.client_id(), Some("app"));
+    }
+
+    /// `client_id`, else `azp`, else `cid`; a claim of another type is skipped.
+    #[test]
+    fn client_id_from_client_id_azp_or_cid() {
+        let cases = [
+            (json!({"client_id": "a", "azp": "b", "cid": "c"}), Some("a")),
+            (json!({"azp": "b", "cid": "c"}), Some("b")),
+            (json!({"cid": "c"}), Some("c")),
+            (json!({"client_id": 5, "azp": "b"}), Some("b")),
+            (json!({"client_id": null, "cid": "c"}), Some("c")),
+            (json!({"appid": "d"}), None),
+            (json!({}), None),
+        ];
+        for (claims, expected) in cases {
+            let t = AccessToken::from_claims(obj(claims.clone())).unwrap();
+            assert_eq!(t.client_id(), expected, "{claims}");
+        }
+    }
+
+    /// `scope` first, else `scp`; each a space-delimited string or an array of strings.
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        let cases: [(Value, &[&str]); 9] = [
+            (
+                json!({"scope": "openid read:a  write"}),
+                &["openid", "read:a", "write"],
+            ),
+            (json!({"scp": ["read", "write"]}), &["read", "write"]),
+            (
+                json!({"scp": "User.Read Mail.Send"}),
+                &["User.Read", "Mail.Send"],
+            ),
+            (json!({"scope": "a", "scp": ["b"]}), &["a"]),
+            (json!({"scope": ["a"], "scp": ["b"]}), &["a"]),
+            (json!({"scp": ["a", 1, "b"]}), &["a", "b"]),
+            (json!({"scp": 5}), &[]),
+            (json!({"scope": ""}), &[]),
+            (json!({}), &[]),
+        ];
+        for (claims, expected) in cases {
+            let t = AccessToken::from_claims(obj(claims.clone())).unwrap();
+            assert_eq!(t.scopes(), expected, "{claims}");
+        }
+        let t = AccessToken::from_claims(obj(json!({"scp": ["read"]}))).unwrap();
+        assert!(t.has_scope("read"));
+        assert!(!t.has_scope("rea"));
     }
 
     #[test]

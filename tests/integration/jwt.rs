@@ -142,24 +142,42 @@ async fn header_rules_typ_crit_and_alg() {
     let jwks = set(vec![jwk(&key, json!({"kid": "k1"}))]);
     let lax = builder(&jwks).build().unwrap();
     let strict = builder(&jwks).require_at_jwt_typ(true).build().unwrap();
-    for (typ, lax_ok, strict_ok) in [
-        (Some("at+jwt"), true, true),
-        (Some("application/at+JWT"), true, true),
-        (Some("JWT"), true, false),
-        (None, true, false),
-        (Some("dpop+jwt"), false, false),
+    let strict_only =
+        "access token typ is not at+jwt (RFC 9068 section 2.1), which this validator requires";
+    let okta_org = "access token typ is application/okta-internal-at+jwt: a token of an Okta org \
+                    authorization server, which Okta does not support validating outside Okta; \
+                    use a custom authorization server";
+    let proof = "access token typ is dpop+jwt: a DPoP proof, not an access token";
+    let other = "access token typ is neither at+jwt nor JWT: the JWT is not an access token";
+    // (typ, refusal by the default validator, refusal by the strict one)
+    for (typ, lax_says, strict_says) in [
+        (Some("at+jwt"), None, None),
+        (Some("application/at+JWT"), None, None),
+        (Some("AT+JWT"), None, None),
+        (Some("JWT"), None, Some(strict_only)),
+        (Some("application/jwt"), None, Some(strict_only)),
+        (None, None, Some(strict_only)),
+        (
+            Some("application/okta-internal-at+jwt"),
+            Some(okta_org),
+            Some(okta_org),
+        ),
+        (Some("okta-internal-at+jwt"), Some(okta_org), Some(okta_org)),
+        (Some("dpop+jwt"), Some(proof), Some(proof)),
+        (Some("logout+jwt"), Some(other), Some(other)),
+        (Some("application/"), Some(other), Some(other)),
+        (Some(""), Some(other), Some(other)),
     ] {
         let mut h = json!({"alg": "ES256", "kid": "k1"});
         if let Some(typ) = typ {
             h["typ"] = json!(typ);
         }
         let token = signed(&key, h, claims());
-        for (v, ok) in [(&lax, lax_ok), (&strict, strict_ok)] {
+        for (v, says) in [(&lax, lax_says), (&strict, strict_says)] {
             let got = check(v, &token).await;
-            if ok {
-                assert!(got.is_ok(), "{typ:?}: {got:?}");
-            } else {
-                assert_eq!(got, invalid("access token typ is not at+jwt"), "{typ:?}");
+            match says {
+                None => assert!(got.is_ok(), "{typ:?}: {got:?}"),
+                Some(says) => assert_eq!(got, invalid(says), "{typ:?}"),
             }
         }
     }

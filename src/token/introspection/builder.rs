@@ -16,7 +16,7 @@ use crate::http_fetch::HttpFetch;
 use crate::proof::algorithm::Algorithm;
 use crate::token::expect::{Expected, Wanted};
 use crate::token::jwt::keys::KeyRing;
-use crate::token::jwt::remote::{RemoteJwks, RemoteOptions};
+use crate::token::jwt::remote::{RemoteJwks, RemoteOptions, Target};
 
 /// Default timeout of one introspection call (connect and whole request).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -325,7 +325,7 @@ fn signed_responses(
                 ..RemoteOptions::default()
             };
             Keys::Remote(Arc::new(RemoteJwks::new(
-                &url,
+                Target::Jwks(&url),
                 &options,
                 algorithms.clone(),
                 Arc::clone(&clock),

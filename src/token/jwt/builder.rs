@@ -1,14 +1,17 @@
 //! [`JwtValidatorBuilder`]: every setting of the JWT validator, its default and why.
 
+#[cfg(feature = "jwks-fetch")]
 use std::sync::Arc;
 #[cfg(feature = "jwks-fetch")]
 use std::time::Duration;
 
 use super::checks::Policy;
+#[cfg(feature = "jwks-fetch")]
+use super::discovery::MetadataDocument;
 use super::keys::KeyRing;
 #[cfg(feature = "jwks-fetch")]
 use super::remote;
-use super::{Inner, JwtValidator, KeySource};
+use super::{JwtValidator, KeySource, Trusted};
 #[cfg(feature = "jwks-fetch")]
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
@@ -17,8 +20,8 @@ use crate::token::expect::{Expected, Wanted};
 
 /// Configures a [`JwtValidator`].
 ///
-/// Required: one key source ([`jwks_json`](Self::jwks_json), or `jwks_url` with the
-/// `jwks-fetch` feature); the issuer ([`issuer`](Self::issuer), or
+/// Required: one key source ([`jwks_json`](Self::jwks_json), or `jwks_url` or `discover`
+/// with the `jwks-fetch` feature); the issuer ([`issuer`](Self::issuer), or
 /// [`any_issuer`](Self::any_issuer)); the audience ([`audience`](Self::audience), or
 /// [`any_audience`](Self::any_audience)). [`build`](Self::build) says what is missing.
 ///
@@ -52,6 +55,10 @@ pub struct JwtValidatorBuilder {
     #[cfg(feature = "jwks-fetch")]
     jwks_url: Option<String>,
     #[cfg(feature = "jwks-fetch")]
+    discover: Option<String>,
+    #[cfg(feature = "jwks-fetch")]
+    metadata_document: MetadataDocument,
+    #[cfg(feature = "jwks-fetch")]
     remote: remote::RemoteOptions,
     issuers: Wanted,
     audiences: Wanted,
@@ -70,6 +77,10 @@ impl Default for JwtValidatorBuilder {
             jwks: None,
             #[cfg(feature = "jwks-fetch")]
             jwks_url: None,
+            #[cfg(feature = "jwks-fetch")]
+            discover: None,
+            #[cfg(feature = "jwks-fetch")]
+            metadata_document: MetadataDocument::default(),
             #[cfg(feature = "jwks-fetch")]
             remote: remote::RemoteOptions::default(),
             issuers: Wanted::default(),
@@ -100,6 +111,51 @@ impl JwtValidatorBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Trusts this issuer and finds its key set from its metadata (a key source: give exactly
+    /// one): the metadata document ([`metadata_document`](Self::metadata_document), OpenID
+    /// Connect discovery by default) is fetched from the issuer's well-known URL, its
+    /// `issuer` must equal `issuer` exactly (else its keys are refused and tokens get 503
+    /// until a document that does is fetched), and the keys are fetched from its `jwks_uri`
+    /// (`https:` unless [`allow_insecure_http`](Self::allow_insecure_http)).
+    ///
+    /// Also adds `issuer` to the accepted issuers, as [`issuer`](Self::issuer) does. The
+    /// metadata is fetched with the keys, under the same rules (first use, one fetch at a
+    /// time and one per [`jwks_refresh_interval`](Self::jwks_refresh_interval), never before a
+    /// proof's signature verified) and is refreshed when older than
+    /// [`jwks_max_age`](Self::jwks_max_age); when it cannot be fetched, the `jwks_uri`
+    /// learnt before is used for as long as keys would be
+    /// ([`jwks_max_stale`](Self::jwks_max_stale)). A fetch then makes two requests, each
+    /// bounded by [`jwks_timeout`](Self::jwks_timeout).
+    ///
+    /// ```
+    /// use tower_dpop::token::jwt::JwtValidator;
+    ///
+    /// let validator = JwtValidator::builder()
+    ///     .discover("https://dev-123456.okta.com/oauth2/default")
+    ///     .audience("api://default")
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # let _ = validator;
+    /// ```
+    #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
+    pub fn discover(mut self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.issuers.push(issuer.clone());
+        self.discover = Some(issuer);
+        self
+    }
+
+    /// Which metadata document [`discover`](Self::discover) fetches (default
+    /// [`MetadataDocument::OpenIdConfiguration`], which every identity provider this crate
+    /// documents serves).
+    #[cfg(feature = "jwks-fetch")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwks-fetch")))]
+    pub fn metadata_document(mut self, document: MetadataDocument) -> Self {
+        self.metadata_document = document;
         self
     }
 
@@ -233,11 +289,11 @@ impl JwtValidatorBuilder {
             return Err(ConfigError::new("the token algorithm list is empty"));
         }
         #[cfg(feature = "jwks-fetch")]
-        let url = self.jwks_url;
+        let (url, discover) = (self.jwks_url, self.discover);
         #[cfg(not(feature = "jwks-fetch"))]
-        let url: Option<String> = None;
-        let source = match (self.jwks, url) {
-            (Some(json), None) => {
+        let (url, discover): (Option<String>, Option<String>) = (None, None);
+        let source = match (self.jwks, url, discover) {
+            (Some(json), None, None) => {
                 let ring = KeyRing::parse(json.as_bytes(), &algorithms)
                     .map_err(|e| ConfigError::new(format!("the JWKS does not parse: {e}")))?;
                 if ring.len() == 0 {
@@ -250,34 +306,39 @@ impl JwtValidatorBuilder {
                 KeySource::Static(ring)
             }
             #[cfg(feature = "jwks-fetch")]
-            (None, Some(url)) => KeySource::Remote(Arc::new(remote::RemoteJwks::new(
-                &url,
+            (None, Some(url), None) => KeySource::Remote(Arc::new(remote::RemoteJwks::new(
+                remote::Target::Jwks(&url),
                 &self.remote,
                 algorithms.clone(),
                 self.clock,
             )?)),
-            (None, _) => {
+            #[cfg(feature = "jwks-fetch")]
+            (None, None, Some(issuer)) => KeySource::Remote(Arc::new(remote::RemoteJwks::new(
+                remote::Target::Discover(&issuer, self.metadata_document),
+                &self.remote,
+                algorithms.clone(),
+                self.clock,
+            )?)),
+            (None, None, None) => {
                 return Err(ConfigError::new(
-                    "no key source: call jwks(..), jwks_json(..) or jwks_url(..)",
+                    "no key source: call jwks_json(..), jwks_url(..) or discover(..)",
                 ))
             }
-            (Some(_), Some(_)) => {
+            _ => {
                 return Err(ConfigError::new(
-                    "give either a JWKS or a JWKS URL, not both",
+                    "give one key source: a JWKS, a JWKS URL or an issuer to discover, not two",
                 ))
             }
         };
         let expected = Expected::from_wanted(self.issuers, self.audiences)?;
-        Ok(JwtValidator {
-            inner: Arc::new(Inner {
-                source,
-                policy: Policy {
-                    algorithms,
-                    strict_typ: self.strict_typ,
-                    expected,
-                    require_exp: !self.allow_without_exp,
-                },
-            }),
-        })
+        Ok(JwtValidator::single(Trusted {
+            source,
+            policy: Policy {
+                algorithms,
+                strict_typ: self.strict_typ,
+                expected,
+                require_exp: !self.allow_without_exp,
+            },
+        }))
     }
 }

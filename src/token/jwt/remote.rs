@@ -22,6 +22,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use reqwest::Url;
 use tokio::sync::watch;
 
+use super::discovery::{Discovered, MetadataDocument};
 use super::keys::KeyRing;
 use crate::clock::Clock;
 use crate::error::ConfigError;
@@ -29,7 +30,7 @@ use crate::http_fetch::HttpFetch;
 use crate::proof::algorithm::Algorithm;
 
 /// Largest JWKS document accepted.
-pub(super) const MAX_JWKS_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Redirects followed when fetching a JWKS (each under the same `https:` rule).
 const MAX_REDIRECTS: usize = 3;
 const ACCEPT: &str = "application/jwk-set+json, application/json";
@@ -88,9 +89,22 @@ pub(crate) struct View {
     pub(crate) can_fetch: bool,
 }
 
+/// Where the key set is: a configured JWKS URL, or the `jwks_uri` of an issuer's metadata.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Jwks(&'a str),
+    Discover(&'a str, MetadataDocument),
+}
+
+#[derive(Debug)]
+enum Location {
+    Jwks(Url),
+    Discovered(Discovered),
+}
+
 #[derive(Debug)]
 pub(crate) struct RemoteJwks {
-    url: Url,
+    location: Location,
     http: HttpFetch,
     algorithms: Vec<Algorithm>,
     refresh_interval: u64,
@@ -102,7 +116,7 @@ pub(crate) struct RemoteJwks {
 
 impl RemoteJwks {
     pub(crate) fn new(
-        url: &str,
+        target: Target<'_>,
         options: &RemoteOptions,
         algorithms: Vec<Algorithm>,
         clock: Arc<dyn Clock>,
@@ -113,9 +127,14 @@ impl RemoteJwks {
             ));
         }
         let http = HttpFetch::new(options.timeout, MAX_REDIRECTS, options.allow_insecure_http)?;
-        let url = http.check_url("JWKS URL", url)?;
+        let location = match target {
+            Target::Jwks(url) => Location::Jwks(http.check_url("JWKS URL", url)?),
+            Target::Discover(issuer, document) => {
+                Location::Discovered(Discovered::new(issuer, document, &http)?)
+            }
+        };
         Ok(Self {
-            url,
+            location,
             http,
             algorithms,
             refresh_interval: millis(options.refresh_interval),
@@ -205,13 +224,49 @@ impl RemoteJwks {
         Some(done)
     }
 
+    /// What the logs call this key set: its URL, or the issuer it is discovered from.
+    fn name(&self) -> &str {
+        match &self.location {
+            Location::Jwks(url) => url.as_str(),
+            Location::Discovered(d) => d.issuer(),
+        }
+    }
+
     async fn fetch(&self) -> Result<KeyRing, String> {
+        let url = match &self.location {
+            Location::Jwks(url) => url.clone(),
+            Location::Discovered(d) => self.jwks_uri(d).await?,
+        };
         let body = self
             .http
-            .get(&self.url, ACCEPT, MAX_JWKS_BYTES)
+            .get(&url, ACCEPT, MAX_JWKS_BYTES)
             .await
             .map_err(|e| e.to_string())?;
         KeyRing::parse(&body, &self.algorithms)
+    }
+
+    /// The `jwks_uri` to fetch: the one learnt, while younger than `jwks_max_age`; else the
+    /// metadata's, fetched now; when that fails, the one learnt while it is within the hard
+    /// limit (`jwks_max_age + jwks_max_stale`), like the keys themselves.
+    async fn jwks_uri(&self, discovered: &Discovered) -> Result<Url, String> {
+        let now = self.now();
+        let age = |at: u64| now.checked_sub(at).unwrap_or(self.max_age);
+        let learnt = discovered.learnt();
+        if let Some((url, at)) = &learnt {
+            if age(*at) < self.max_age {
+                return Ok(url.clone());
+            }
+        }
+        match discovered.fetch(&self.http, now).await {
+            Ok(url) => Ok(url),
+            Err(error) => match learnt {
+                Some((url, at)) if age(at) < self.usable_for => {
+                    tracing::warn!(target: "tower_dpop", issuer = discovered.issuer(), error = %error, "metadata fetch failed; using the jwks_uri learnt before");
+                    Ok(url)
+                }
+                _ => Err(error),
+            },
+        }
     }
 }
 
@@ -226,7 +281,7 @@ struct FlightGuard {
 impl FlightGuard {
     async fn run(self) {
         let result = self.remote.fetch().await;
-        let url = self.remote.url.as_str();
+        let url = self.remote.name();
         match result {
             Ok(ring) => {
                 if ring.len() == 0 {

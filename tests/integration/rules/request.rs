@@ -177,6 +177,44 @@ async fn iat_window_boundaries() {
     );
 }
 
+/// The FAPI 2.0 preset: PS256, ES256 and EdDSA proofs only; `iat` from 60 s in the past to
+/// 10 s in the future.
+#[tokio::test]
+async fn fapi2_security_profile_algorithms_and_iat_window() {
+    let fapi = |alg| Fixture::with(alg, DpopLayerBuilder::fapi2_security_profile);
+    for alg in [Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA] {
+        let f = fapi(alg);
+        assert_eq!(f.get(&f.proof().sign()).await, Ok(()), "{alg}");
+    }
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::ES384,
+        Algorithm::PS512,
+        Algorithm::Ed25519,
+    ] {
+        let f = fapi(alg);
+        assert_eq!(
+            f.get(&f.proof().sign()).await,
+            proof_err(
+                ErrorKind::ProofAlgorithm,
+                "proof alg is not an accepted asymmetric algorithm"
+            ),
+            "{alg}"
+        );
+    }
+    let f = fapi(Algorithm::ES256);
+    assert_eq!(f.get(&f.proof().iat(T0 - 60).sign()).await, Ok(()));
+    assert_eq!(
+        f.get(&f.proof().iat(T0 - 61).sign()).await,
+        proof_err(ErrorKind::ProofTooOld, "proof iat is too old")
+    );
+    assert_eq!(f.get(&f.proof().iat(T0 + 10).sign()).await, Ok(()));
+    assert_eq!(
+        f.get(&f.proof().iat(T0 + 11).sign()).await,
+        proof_err(ErrorKind::ProofFromTheFuture, "proof iat is in the future")
+    );
+}
+
 #[tokio::test]
 async fn ath_must_be_the_token_hash() {
     let f = Fixture::new();

@@ -324,7 +324,13 @@ async fn access_token_typ_and_crit_are_checked() {
     let cases = [
         (
             json!({"alg": "ES256", "typ": "dpop+jwt"}),
-            "access token typ is not at+jwt",
+            "access token typ is dpop+jwt: a DPoP proof, not an access token",
+        ),
+        (
+            json!({"alg": "ES256", "typ": "application/okta-internal-at+jwt"}),
+            "access token typ is application/okta-internal-at+jwt: a token of an Okta org \
+             authorization server, which Okta does not support validating outside Okta; use a \
+             custom authorization server",
         ),
         (
             json!({"alg": "ES256", "typ": "at+jwt", "crit": ["exp"]}),
