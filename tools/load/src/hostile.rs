@@ -1,0 +1,359 @@
+//! The hostile mode: the realistic clients at half of the server's measured capacity while an
+//! attacker sends, at the same rate, one kind of attack per mix ([`crate::attack`]).
+//!
+//! 1. floors (for the server's replay quota), the server, the clients; every client's first
+//!    request (primes the caches);
+//! 2. capacity: the Zipf workload closed loop for 4 s (or `--capacity`);
+//! 3. a baseline mix, legitimate traffic alone at half capacity: server CPU per legitimate
+//!    request;
+//! 4. each attack beside legitimate traffic, both paced at half capacity (open loop: latency
+//!    counts from the instant a request was due) for `--duration` seconds (2.5 × for the
+//!    replay-store filler, so it reaches its quota): the attack's server CPU per request is the
+//!    mix's CPU minus the legitimate requests at the baseline cost, divided by the attack
+//!    requests;
+//! 5. the baseline again (the two baselines show the drift of the machine over the mixes).
+//!
+//! Targets: legitimate success ≥ 99.9 % in every mix; an attack refused before the signature
+//! ≤ 0.05 × a legitimate request, none ≥ 1.2 ×; zero accepted replays.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::args::{mix_label, Options};
+use crate::attack::{self, Attack, Attacker, Refused};
+use crate::clients::Population;
+use crate::driver::{Capture, Outcome, Stream};
+use crate::floor::Floors;
+use crate::realistic::{cold_phase, floor_algorithms, measured, mix_floor_us, server_env};
+use crate::report::{cpu_us_per, opt, percentile, print_outcome, us};
+use crate::{floor, mint, BoxError, Setup};
+
+/// What one mix measured.
+struct MixResult {
+    attack: Option<Attack>,
+    legit: Outcome,
+    attacker: Option<Outcome>,
+    server_ns: Option<u64>,
+}
+
+impl MixResult {
+    fn legit_p99_us(&self) -> f64 {
+        us(percentile(&self.legit.latencies_ns, 0.99))
+    }
+}
+
+fn attacks(opts: &Options) -> Result<Vec<Attack>, BoxError> {
+    if opts.attacks.is_empty() || opts.attacks.iter().any(|a| a == "all") {
+        return Ok(attack::ALL.to_vec());
+    }
+    opts.attacks
+        .iter()
+        .map(|name| {
+            Attack::parse(name).ok_or_else(|| {
+                format!(
+                    "unknown attack {name:?}; known: {}",
+                    attack::ALL
+                        .iter()
+                        .map(|a| a.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// Runs the hostile mode.
+pub fn run(opts: &Options) -> Result<(), BoxError> {
+    let attacks = attacks(opts)?;
+    let floors = if opts.raw_seconds > 0.0 {
+        floor::measure(&floor_algorithms(opts), opts.server_core, opts.raw_seconds)?
+    } else {
+        Floors::default()
+    };
+    let setup = Setup::start(opts, &server_env(opts, &floors))?;
+    let result = run_with(opts, &setup, &floors, &attacks);
+    setup.stop();
+    result
+}
+
+#[allow(clippy::too_many_lines)]
+fn run_with(
+    opts: &Options,
+    setup: &Setup,
+    floors: &Floors,
+    attacks: &[Attack],
+) -> Result<(), BoxError> {
+    let rt = crate::runtime()?;
+    let url = format!("http://{}/api/me", setup.server.addr);
+    let mut population = Population::new(
+        &setup.issuer,
+        &opts.mix,
+        opts.clients,
+        opts.zipf,
+        Duration::from_secs_f64(opts.refresh_minutes * 60.0),
+        &opts.key_cache,
+        url.clone(),
+        opts.seed,
+    )?;
+    let started = Instant::now();
+    let (_, cold) = cold_phase(&rt, setup, opts, &mut population)?;
+    if cold.outcome.ok == 0 {
+        return Err("no client's first request succeeded".into());
+    }
+
+    // Capacity: the Zipf workload as fast as the server answers.
+    let capacity = if let Some(c) = opts.capacity {
+        c
+    } else {
+        let guess = mix_floor_us(opts, floors).map_or(20_000.0, |f| 1e6 / f);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = (guess * 4.0) as usize;
+        let plan = population.zipf_requests(
+            &setup.issuer,
+            count,
+            guess,
+            started.elapsed().as_secs_f64(),
+            Duration::from_secs(40),
+        )?;
+        println!();
+        println!("== capacity: the Zipf workload closed loop for 4 s ==");
+        let len = plan.list.len();
+        let stream = Stream::closed(
+            "capacity",
+            "/api/me",
+            Arc::new(plan.list),
+            0..len,
+            opts.connections,
+        );
+        let (mut outcomes, _) = measured(&rt, setup, opts, vec![stream], Duration::from_secs(4))?;
+        let o = outcomes.pop().ok_or("no outcome")?;
+        print_outcome(&o);
+        o.rps()
+    };
+    let rate = capacity / 2.0;
+    let conns = (opts.connections / 2).max(1);
+    println!();
+    println!(
+        "load: capacity {capacity:.0} req/s; legitimate clients and attacker at {rate:.0} req/s \
+         each, {conns} connections each"
+    );
+
+    let mut mixes: Vec<Option<Attack>> = vec![None];
+    mixes.extend(attacks.iter().copied().map(Some));
+    mixes.push(None);
+    let attacker = Attacker::new(&setup.issuer, opts.attacker_alg, url)?;
+    let mut results: Vec<MixResult> = Vec::new();
+    for mix in mixes {
+        let duration = match mix {
+            Some(Attack::FillReplayStore) => opts.duration().mul_f64(2.5),
+            _ => opts.duration(),
+        };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let count = (rate * duration.as_secs_f64()).ceil() as usize;
+        let name = mix.map_or("baseline", Attack::name);
+        println!();
+        println!("== mix {name}: {:.0} s ==", duration.as_secs_f64());
+        let minting = Instant::now();
+        let capture = Arc::new(Capture::default());
+        // The attack first (the replays need the legitimate list, so they come after).
+        let prepared = match mix {
+            Some(a) if a != Attack::Replay => Some(attack::stream(
+                a,
+                &setup.issuer,
+                &attacker,
+                count,
+                rate,
+                conns,
+                &Arc::new(Vec::new()),
+                &capture,
+            )?),
+            _ => None,
+        };
+        let budget = mint::budget(duration)?.saturating_sub(minting.elapsed());
+        let plan = population.zipf_requests(
+            &setup.issuer,
+            count,
+            rate,
+            started.elapsed().as_secs_f64(),
+            budget,
+        )?;
+        let legit_list = Arc::new(plan.list);
+        let mut streams = vec![Stream {
+            rate: Some(rate),
+            capture: (mix == Some(Attack::Replay)).then(|| Arc::clone(&capture)),
+            ..Stream::closed(
+                "legitimate",
+                "/api/me",
+                Arc::clone(&legit_list),
+                0..legit_list.len(),
+                conns,
+            )
+        }];
+        match (mix, prepared) {
+            (_, Some(s)) => streams.push(s),
+            (Some(Attack::Replay), None) => streams.push(attack::stream(
+                Attack::Replay,
+                &setup.issuer,
+                &attacker,
+                count,
+                rate,
+                conns,
+                &legit_list,
+                &capture,
+            )?),
+            _ => {}
+        }
+        println!(
+            "load: minted in {:.1} s{}",
+            minting.elapsed().as_secs_f64(),
+            if plan.capped {
+                " [legitimate proofs capped by the time budget]"
+            } else {
+                ""
+            }
+        );
+        let (length, _) = mint::run_length(minting, duration);
+        let (mut outcomes, cpu) = measured(&rt, setup, opts, streams, length)?;
+        let attacker_out = if outcomes.len() > 1 {
+            outcomes.pop()
+        } else {
+            None
+        };
+        let legit = outcomes.pop().ok_or("no outcome")?;
+        print_outcome(&legit);
+        if let Some(a) = &attacker_out {
+            print_outcome(a);
+        }
+        results.push(MixResult {
+            attack: mix,
+            legit,
+            attacker: attacker_out,
+            server_ns: cpu.server_ns,
+        });
+    }
+
+    // The baseline cost of a legitimate request: the mean of the two baselines.
+    let baselines: Vec<f64> = results
+        .iter()
+        .filter(|r| r.attack.is_none())
+        .filter_map(|r| {
+            cpu_us_per(
+                &crate::cpu::CpuUsed {
+                    server_ns: r.server_ns,
+                    ..Default::default()
+                },
+                r.legit.sent(),
+            )
+        })
+        .collect();
+    #[allow(clippy::cast_precision_loss)]
+    let legit_cpu =
+        (!baselines.is_empty()).then(|| baselines.iter().sum::<f64>() / baselines.len() as f64);
+    let attack_cpu = |r: &MixResult| -> Option<f64> {
+        let a = r.attacker.as_ref()?;
+        #[allow(clippy::cast_precision_loss)]
+        let (legit_n, attack_n) = (r.legit.sent() as f64, a.sent() as f64);
+        #[allow(clippy::cast_precision_loss)]
+        let total_us = r.server_ns? as f64 / 1000.0;
+        let legit_cpu = legit_cpu?;
+        (attack_n > 0.0).then(|| (total_us - legit_n * legit_cpu) / attack_n)
+    };
+    let health_cpu = results
+        .iter()
+        .find(|r| r.attack == Some(Attack::Health))
+        .and_then(attack_cpu);
+
+    println!();
+    println!("== summary ==");
+    let mut min_success = f64::INFINITY;
+    let mut max_p99 = 0.0f64;
+    let mut accepted_replays = 0;
+    let mut worst_before: (f64, &str) = (0.0, "-");
+    let mut worst_any: (f64, &str) = (0.0, "-");
+    for r in &results {
+        min_success = min_success.min(r.legit.success_pct());
+        max_p99 = max_p99.max(r.legit_p99_us());
+        let name = r.attack.map_or("baseline", Attack::name);
+        let refused = r.attack.map_or(Refused::Served, Attack::refused);
+        let cpu = attack_cpu(r);
+        let ratio = cpu.zip(legit_cpu).map(|(a, l)| a / l);
+        let beyond_http = cpu
+            .zip(health_cpu)
+            .zip(legit_cpu)
+            .map(|((a, h), l)| (a - h) / l);
+        let a = r.attacker.as_ref();
+        if r.attack == Some(Attack::Replay) {
+            accepted_replays += a.map_or(0, |a| a.ok);
+        }
+        if let Some(q) = ratio {
+            if refused == Refused::BeforeSignature && q > worst_before.0 {
+                worst_before = (q, name);
+            }
+            if r.attack.is_some_and(|a| a != Attack::Health) && q > worst_any.0 {
+                worst_any = (q, name);
+            }
+        }
+        println!(
+            "load: mode=hostile-mix attack={name} refused={} legit_rate={rate:.0} \
+             legit_requests={} legit_success_pct={:.3} legit_p50_us={:.0} legit_p99_us={:.0} \
+             legit_p999_us={:.0} legit_non2xx={} legit_errors={} attack_requests={} \
+             attack_2xx={} attack_statuses={} attack_errors={} attack_cpu_us={} \
+             legit_cpu_us={} cpu_ratio={} cpu_ratio_beyond_http={}{}",
+            match refused {
+                Refused::Served => "served",
+                Refused::BeforeSignature => "before-signature",
+                Refused::AfterSignature => "after-signature",
+            },
+            r.legit.sent(),
+            r.legit.success_pct(),
+            us(percentile(&r.legit.latencies_ns, 0.50)),
+            r.legit_p99_us(),
+            us(percentile(&r.legit.latencies_ns, 0.999)),
+            r.legit.statuses_label(),
+            r.legit.errors,
+            a.map_or(0, Outcome::sent),
+            a.map_or(0, |a| a.ok),
+            a.map_or_else(|| "-".into(), Outcome::statuses_label),
+            a.map_or(0, |a| a.errors),
+            opt(cpu, 1),
+            opt(legit_cpu, 1),
+            opt(ratio, 3),
+            opt(beyond_http, 3),
+            if r.attack == Some(Attack::Replay) {
+                format!(" accepted_replays={}", a.map_or(0, |a| a.ok))
+            } else {
+                String::new()
+            }
+        );
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!(
+        "load: mode=hostile clients={} mix={} capacity_rps={capacity:.0} rate_each={rate:.0} \
+         mixes={} min_legit_success_pct={:.3} max_legit_p99_us={max_p99:.0} \
+         accepted_replays={accepted_replays} legit_cpu_us={} baselines_cpu_us={} \
+         health_cpu_us={} worst_before_signature={}:{:.3} worst_attack={}:{:.3} \
+         success_ok={} before_signature_ok={} max_ratio_ok={} replays_ok={}",
+        opts.clients,
+        mix_label(&opts.mix),
+        results.len(),
+        min_success,
+        opt(legit_cpu, 1),
+        baselines
+            .iter()
+            .map(|b| format!("{b:.1}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        opt(health_cpu, 1),
+        worst_before.1,
+        worst_before.0,
+        worst_any.1,
+        worst_any.0,
+        yes(min_success >= 99.9),
+        yes(worst_before.0 <= 0.05),
+        yes(worst_any.0 < 1.2),
+        yes(accepted_replays == 0),
+    );
+    Ok(())
+}
