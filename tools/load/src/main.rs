@@ -86,6 +86,9 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("raw-verify") {
         return floor::main(args.get(1..).unwrap_or_default());
     }
+    if args.first().map(String::as_str) == Some("rsa-keys") {
+        return clients::rsa_keys_main(args.get(1..).unwrap_or_default());
+    }
     let opts = match Options::parse(&args) {
         Ok(o) => o,
         Err(e) => {
