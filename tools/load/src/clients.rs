@@ -165,7 +165,9 @@ pub fn rsa_keys_main(args: &[String]) -> std::process::ExitCode {
 fn generate_rsa(dir: &Path, count: usize) -> Result<(), BoxError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the key cache {}: {e}", dir.display()))?;
-    let missing: Vec<usize> = (0..count).filter(|&i| !rsa_path(dir, i).is_file()).collect();
+    let missing: Vec<usize> = (0..count)
+        .filter(|&i| !rsa_path(dir, i).is_file())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -367,6 +369,15 @@ impl Population {
         }
         plan.mint_secs = minted_at.elapsed().as_secs_f64();
         Ok(plan)
+    }
+
+    /// Sends to another server from now on (proofs carry its URL as `htu`), as new clients:
+    /// every token counts as new again.
+    pub fn retarget(&mut self, url: String) {
+        self.url = url;
+        for c in &mut self.clients {
+            c.used = 0;
+        }
     }
 
     /// The algorithms of the mix, for the floors.

@@ -7,7 +7,7 @@
 //! 3. a baseline mix, legitimate traffic alone at half capacity: server CPU per legitimate
 //!    request;
 //! 4. each attack beside legitimate traffic, both paced at half capacity (open loop: latency
-//!    counts from the instant a request was due) for `--duration` seconds (2.5 × for the
+//!    counts from the instant a request was due) for `--duration` seconds (4 × for the
 //!    replay-store filler, so it reaches its quota): the attack's server CPU per request is the
 //!    mix's CPU minus the legitimate requests at the baseline cost, divided by the attack
 //!    requests;
@@ -72,8 +72,8 @@ pub fn run(opts: &Options) -> Result<(), BoxError> {
     } else {
         Floors::default()
     };
-    let setup = Setup::start(opts, &server_env(opts, &floors))?;
-    let result = run_with(opts, &setup, &floors, &attacks);
+    let mut setup = Setup::start(opts, &server_env(opts, &floors))?;
+    let result = run_with(opts, &mut setup, &floors, &attacks);
     setup.stop();
     result
 }
@@ -81,7 +81,7 @@ pub fn run(opts: &Options) -> Result<(), BoxError> {
 #[allow(clippy::too_many_lines)]
 fn run_with(
     opts: &Options,
-    setup: &Setup,
+    setup: &mut Setup,
     floors: &Floors,
     attacks: &[Attack],
 ) -> Result<(), BoxError> {
@@ -102,6 +102,7 @@ fn run_with(
     if cold.outcome.ok == 0 {
         return Err("no client's first request succeeded".into());
     }
+    let measure_capacity = opts.capacity.is_none();
 
     // Capacity: the Zipf workload as fast as the server answers.
     let capacity = if let Some(c) = opts.capacity {
@@ -134,6 +135,18 @@ fn run_with(
     };
     let rate = capacity / 2.0;
     let conns = (opts.connections / 2).max(1);
+    // The per-key replay quota is what stops one client filling the store: a fresh server
+    // gets one sized to the busiest legitimate client at the mixes' rate (both streams'
+    // worth, with headroom), so the filler reaches it while legitimate clients never do.
+    if measure_capacity {
+        setup.restart_server(opts, &server_env_for_rate(opts, rate))?;
+        population.retarget(format!("http://{}/api/me", setup.server.addr));
+        let (_, cold) = cold_phase(&rt, setup, opts, &mut population)?;
+        if cold.outcome.ok == 0 {
+            return Err("no client's first request succeeded on the new server".into());
+        }
+    }
+    let url = format!("http://{}/api/me", setup.server.addr);
     println!();
     println!(
         "load: capacity {capacity:.0} req/s; legitimate clients and attacker at {rate:.0} req/s \
@@ -147,7 +160,7 @@ fn run_with(
     let mut results: Vec<MixResult> = Vec::new();
     for mix in mixes {
         let duration = match mix {
-            Some(Attack::FillReplayStore) => opts.duration().mul_f64(2.5),
+            Some(Attack::FillReplayStore) => opts.duration().mul_f64(4.0),
             _ => opts.duration(),
         };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]

@@ -47,6 +47,11 @@ pub fn server_env(opts: &Options, floors: &Floors) -> Vec<(&'static str, String)
     } else {
         50_000.0
     };
+    server_env_for_rate(opts, max_rate)
+}
+
+/// [`server_env`] for a known highest rate.
+pub fn server_env_for_rate(opts: &Options, max_rate: f64) -> Vec<(&'static str, String)> {
     let top = Zipf::new(opts.clients, opts.zipf).top_share();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let quota = ((top * max_rate * REPLAY_WINDOW_S * 1.5).ceil() as u64).max(10_000);
