@@ -24,7 +24,9 @@ use crate::attack::{self, Attack, Attacker, Refused};
 use crate::clients::Population;
 use crate::driver::{Capture, Outcome, Stream};
 use crate::floor::Floors;
-use crate::realistic::{cold_phase, floor_algorithms, measured, mix_floor_us, server_env};
+use crate::realistic::{
+    cold_phase, floor_algorithms, measured, mix_floor_us, server_env, server_env_for_rate,
+};
 use crate::report::{cpu_us_per, opt, percentile, print_outcome, us};
 use crate::{floor, mint, BoxError, Setup};
 
