@@ -252,3 +252,64 @@ impl Options {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn mix_weights_and_names() {
+        assert_eq!(
+            parse_mix("es256=50, EdDSA=40,ps256=10,rs256=0").unwrap(),
+            vec![
+                (Algorithm::ES256, 50),
+                (Algorithm::EdDSA, 40),
+                (Algorithm::PS256, 10)
+            ]
+        );
+        assert!(parse_mix("es256").is_err());
+        assert!(parse_mix("hs256=1").is_err());
+        assert!(parse_mix("es256=0").is_err());
+        assert_eq!(
+            mix_label(&parse_mix(DEFAULT_MIX).unwrap()),
+            "es256:50,eddsa:40,ps256:10"
+        );
+    }
+
+    #[test]
+    fn defaults_follow_the_mode() {
+        let classic = parse(&[]).unwrap();
+        assert_eq!(classic.mode, Mode::Classic);
+        assert_eq!(classic.duration(), Duration::from_secs(10));
+        assert_eq!(classic.warmup(), 500);
+        let realistic = parse(&["--mode", "realistic"]).unwrap();
+        assert_eq!(realistic.duration(), Duration::from_secs(20));
+        assert_eq!(realistic.clients, 10_000);
+        assert_eq!(realistic.zipf, 1.0);
+        assert_eq!(realistic.refresh_minutes, 5.0);
+        let hostile = parse(&["--mode", "hostile", "--duration", "4", "--warmup", "7"]).unwrap();
+        assert_eq!(hostile.duration(), Duration::from_secs(4));
+        assert_eq!(hostile.warmup(), 7);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--mode", "fast"][..],
+            &["--clients", "0"],
+            &["--zipf", "-1"],
+            &["--refresh-minutes", "0"],
+            &["--connections", "0"],
+            &["--duration", "7200"],
+            &["--attacker-alg", "none"],
+            &["--clients"],
+            &["--frobnicate", "1"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
+}

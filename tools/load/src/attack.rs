@@ -320,3 +320,59 @@ pub fn stream(
         capture: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attack_has_a_distinct_name_that_parses_back() {
+        for a in ALL {
+            assert_eq!(Attack::parse(a.name()), Some(*a));
+        }
+        let mut names: Vec<_> = ALL.iter().map(|a| a.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert_eq!(Attack::parse("nothing"), None);
+    }
+
+    /// Each prepared attack request differs from the others where the attack says it is new
+    /// (no cache of the server can answer it), and none is a valid legitimate request.
+    #[test]
+    fn prepared_attacks_are_fresh_each_time() {
+        let issuer = TestIssuer::new();
+        let a = Attacker::new(
+            &issuer,
+            Algorithm::ES256,
+            "http://127.0.0.1:1/api/me".into(),
+        )
+        .unwrap();
+        for attack in [
+            Attack::Claims,
+            Attack::GarbageToken,
+            Attack::ForgedTokenNoKid,
+            Attack::ForgedTokenUnknownKid,
+            Attack::ForgedSignature,
+            Attack::ColdKeys,
+            Attack::FillReplayStore,
+        ] {
+            let list = requests(attack, &issuer, &a, 6).unwrap();
+            let proofs: Vec<_> = list
+                .iter()
+                .map(|h| h.iter().find(|(n, _)| n == dpop()).unwrap().1.clone())
+                .collect();
+            for (i, p) in proofs.iter().enumerate() {
+                assert!(
+                    !proofs[..i].contains(p),
+                    "{}: a proof repeats",
+                    attack.name()
+                );
+            }
+        }
+        let malformed = requests(Attack::Malformed, &issuer, &a, 7).unwrap();
+        assert_eq!(malformed[2].iter().filter(|(n, _)| n == dpop()).count(), 2);
+        assert!(malformed[5].iter().all(|(n, _)| n != dpop()));
+        assert!(malformed[6].iter().any(|(_, v)| v.len() > 8 * 1024));
+    }
+}

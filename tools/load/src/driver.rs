@@ -395,3 +395,21 @@ pub async fn run(
     }
     Ok(outcomes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_hands_out_the_oldest_then_repeats_the_last() {
+        let c = Capture::default();
+        assert_eq!(c.take(), None);
+        c.push(4);
+        c.push(9);
+        assert_eq!(c.take(), Some(4));
+        assert_eq!(c.take(), Some(9));
+        assert_eq!(c.take(), Some(9));
+        c.push(11);
+        assert_eq!(c.take(), Some(11));
+    }
+}

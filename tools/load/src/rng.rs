@@ -77,3 +77,44 @@ impl Zipf {
             .min(self.cdf.len().saturating_sub(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_top_share_is_one_over_the_harmonic_number() {
+        let z = Zipf::new(10_000, 1.0);
+        let h: f64 = (1..=10_000).map(|k| 1.0 / f64::from(k)).sum();
+        assert!((z.top_share() - 1.0 / h).abs() < 1e-12);
+        assert!((Zipf::new(4, 0.0).top_share() - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn zipf_draws_follow_the_ranks() {
+        let z = Zipf::new(100, 1.0);
+        let mut rng = Rng::new(7);
+        let mut counts = [0u32; 100];
+        for _ in 0..200_000 {
+            counts[z.sample(&mut rng)] += 1;
+        }
+        // Rank 0 gets about twice rank 1 and ten times rank 9.
+        let ratio = |a: usize, b: usize| f64::from(counts[a]) / f64::from(counts[b]);
+        assert!((1.8..2.2).contains(&ratio(0, 1)), "{}", ratio(0, 1));
+        assert!((8.0..12.5).contains(&ratio(0, 9)), "{}", ratio(0, 9));
+        assert!(counts.iter().all(|&c| c > 0));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_draws() {
+        let (mut a, mut b) = (Rng::new(3), Rng::new(3));
+        assert!((0..100).all(|_| a.next_u64() == b.next_u64()));
+        assert_ne!(Rng::new(3).next_u64(), Rng::new(4).next_u64());
+        let mut v: Vec<u32> = (0..50).collect();
+        Rng::new(1).shuffle(&mut v);
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_ne!(v, sorted);
+    }
+}
