@@ -284,19 +284,29 @@ fn requests(
     Ok(list)
 }
 
-/// The attacker's stream: `count` requests of `attack` at `rate`, over `connections`.
-/// `legit` and `capture` are the legitimate stream's requests and the record of those
-/// accepted, for the replays.
+/// How many requests a stream sends, how fast, over how many connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub count: usize,
+    pub rate: f64,
+    pub connections: usize,
+}
+
+/// The attacker's stream of `attack`. `legit` and `capture` are the legitimate stream's
+/// requests and the record of those accepted, for the replays.
 pub fn stream(
     attack: Attack,
     issuer: &TestIssuer,
     attacker: &Attacker,
-    count: usize,
-    rate: f64,
-    connections: usize,
+    pace: Pace,
     legit: &Arc<Vec<Headers>>,
     capture: &Arc<Capture>,
 ) -> Result<Stream, BoxError> {
+    let Pace {
+        count,
+        rate,
+        connections,
+    } = pace;
     let source = match attack {
         Attack::Health => Source::Same(Vec::new()),
         Attack::Replay => Source::Replay {

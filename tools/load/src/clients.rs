@@ -16,6 +16,7 @@ use http::HeaderValue;
 use tower_dpop::testing::{unix_now, ClientKey, TestIssuer};
 use tower_dpop::Algorithm;
 
+use crate::args::Options;
 use crate::driver::{dpop, Headers};
 use crate::rng::{Rng, Zipf};
 use crate::BoxError;
@@ -201,18 +202,12 @@ fn generate_rsa(dir: &Path, count: usize) -> Result<(), BoxError> {
 }
 
 impl Population {
-    /// `n` clients of `mix` (shuffled, so a client's algorithm does not follow its rank), each
-    /// with a first token, sending to `url`.
-    pub fn new(
-        issuer: &TestIssuer,
-        mix: &[(Algorithm, u32)],
-        n: usize,
-        zipf_s: f64,
-        refresh: Duration,
-        key_cache: &Path,
-        url: String,
-        seed: u64,
-    ) -> Result<Self, BoxError> {
+    /// `--clients` clients of `--mix` (shuffled, so a client's algorithm does not follow its
+    /// rank), each with a first token, sending to `url`.
+    pub fn new(issuer: &TestIssuer, opts: &Options, url: String) -> Result<Self, BoxError> {
+        let (mix, n, zipf_s) = (&opts.mix, opts.clients, opts.zipf);
+        let refresh = Duration::from_secs_f64(opts.refresh_minutes * 60.0);
+        let (key_cache, seed) = (opts.key_cache.as_path(), opts.seed);
         let started = Instant::now();
         let mut rng = Rng::new(seed);
         let counts = apportion(mix, n);

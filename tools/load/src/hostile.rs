@@ -89,16 +89,7 @@ fn run_with(
 ) -> Result<(), BoxError> {
     let rt = crate::runtime()?;
     let url = format!("http://{}/api/me", setup.server.addr);
-    let mut population = Population::new(
-        &setup.issuer,
-        &opts.mix,
-        opts.clients,
-        opts.zipf,
-        Duration::from_secs_f64(opts.refresh_minutes * 60.0),
-        &opts.key_cache,
-        url.clone(),
-        opts.seed,
-    )?;
+    let mut population = Population::new(&setup.issuer, opts, url.clone())?;
     let started = Instant::now();
     let (_, cold) = cold_phase(&rt, setup, opts, &mut population)?;
     if cold.outcome.ok == 0 {
@@ -171,6 +162,11 @@ fn run_with(
         println!();
         println!("== mix {name}: {:.0} s ==", duration.as_secs_f64());
         let minting = Instant::now();
+        let pace = attack::Pace {
+            count,
+            rate,
+            connections: conns,
+        };
         let capture = Arc::new(Capture::default());
         // The attack first (the replays need the legitimate list, so they come after).
         let prepared = match mix {
@@ -178,9 +174,7 @@ fn run_with(
                 a,
                 &setup.issuer,
                 &attacker,
-                count,
-                rate,
-                conns,
+                pace,
                 &Arc::new(Vec::new()),
                 &capture,
             )?),
@@ -212,9 +206,7 @@ fn run_with(
                 Attack::Replay,
                 &setup.issuer,
                 &attacker,
-                count,
-                rate,
-                conns,
+                pace,
                 &legit_list,
                 &capture,
             )?),

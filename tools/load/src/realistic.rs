@@ -179,16 +179,7 @@ pub fn run(opts: &Options) -> Result<(), BoxError> {
 fn run_with(opts: &Options, setup: &Setup, floors: &Floors) -> Result<(), BoxError> {
     let rt = crate::runtime()?;
     let url = format!("http://{}/api/me", setup.server.addr);
-    let mut population = Population::new(
-        &setup.issuer,
-        &opts.mix,
-        opts.clients,
-        opts.zipf,
-        Duration::from_secs_f64(opts.refresh_minutes * 60.0),
-        &opts.key_cache,
-        url,
-        opts.seed,
-    )?;
+    let mut population = Population::new(&setup.issuer, opts, url)?;
     let started = std::time::Instant::now();
     let (cold_plan, cold) = cold_phase(&rt, setup, opts, &mut population)?;
     let cold_floor = floor_us(&cold_plan, 0..cold_plan.list.len(), floors);
