@@ -4,14 +4,13 @@
 //! 1. floors (for the server's replay quota), the server, the clients; every client's first
 //!    request (primes the caches);
 //! 2. capacity: the Zipf workload closed loop for 4 s (or `--capacity`);
-//! 3. a baseline mix, legitimate traffic alone at half capacity: server CPU per legitimate
-//!    request;
-//! 4. each attack beside legitimate traffic, both paced at half capacity (open loop: latency
-//!    counts from the instant a request was due) for `--duration` seconds (4 × for the
-//!    replay-store filler, so it reaches its quota): the attack's server CPU per request is the
-//!    mix's CPU minus the legitimate requests at the baseline cost, divided by the attack
-//!    requests;
-//! 5. the baseline again (the two baselines show the drift of the machine over the mixes).
+//! 3. for each attack, a baseline (legitimate traffic alone at half capacity for `--duration`
+//!    seconds: server CPU per legitimate request), then at once the mix: the attack beside
+//!    legitimate traffic, both paced at half capacity (open loop: latency counts from the
+//!    instant a request was due) for `--duration` seconds (4 × for the replay-store filler, so
+//!    it reaches its quota). The attack's server CPU per request is the mix's CPU minus the
+//!    legitimate requests at the cost of the baseline just before, divided by the attack
+//!    requests (a baseline per mix, so the machine's drift over the run cancels).
 //!
 //! Targets: legitimate success ≥ 99.9 % in every mix; an attack refused before the signature
 //! ≤ 0.05 × a legitimate request, none ≥ 1.2 ×; zero accepted replays.
@@ -21,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::args::{mix_label, Options};
 use crate::attack::{self, Attack, Attacker, Refused};
-use crate::clients::Population;
+use crate::clients::{floor_us, Population};
 use crate::driver::{Capture, Outcome, Stream};
 use crate::floor::Floors;
 use crate::realistic::{
@@ -32,16 +31,143 @@ use crate::{floor, mint, BoxError, Setup};
 
 /// What one mix measured.
 struct MixResult {
-    attack: Option<Attack>,
+    attack: Attack,
     legit: Outcome,
     attacker: Option<Outcome>,
     server_ns: Option<u64>,
+    /// Server CPU µs per legitimate request in the baseline run just before the mix.
+    legit_cpu: Option<f64>,
+    /// The floor of the baseline's legitimate requests (µs per request).
+    legit_floor: Option<f64>,
 }
 
 impl MixResult {
     fn legit_p99_us(&self) -> f64 {
         us(percentile(&self.legit.latencies_ns, 0.99))
     }
+}
+
+/// One attack: a baseline (legitimate traffic alone, `--duration`), then the mix (the
+/// legitimate traffic and the attack, both at `rate`).
+#[allow(clippy::too_many_arguments)]
+fn one_mix(
+    rt: &tokio::runtime::Runtime,
+    setup: &Setup,
+    opts: &Options,
+    population: &mut Population,
+    attacker: &Attacker,
+    attack: Attack,
+    rate: f64,
+    started: Instant,
+    floors: &Floors,
+) -> Result<MixResult, BoxError> {
+    let base = opts.duration();
+    let duration = match attack {
+        Attack::FillReplayStore => base.mul_f64(4.0),
+        _ => base,
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (base_count, count) = (
+        (rate * base.as_secs_f64()).ceil() as usize,
+        (rate * duration.as_secs_f64()).ceil() as usize,
+    );
+    let conns = (opts.connections / 2).max(1);
+    println!();
+    println!(
+        "== mix {}: baseline {:.0} s, then the mix {:.0} s ==",
+        attack.name(),
+        base.as_secs_f64(),
+        duration.as_secs_f64()
+    );
+    let minting = Instant::now();
+    let pace = attack::Pace {
+        count,
+        rate,
+        connections: conns,
+    };
+    let capture = Arc::new(Capture::default());
+    // The attack first (the replays need the legitimate list, so they come after).
+    let prepared = match attack {
+        Attack::Replay => None,
+        a => Some(attack::stream(
+            a,
+            &setup.issuer,
+            attacker,
+            pace,
+            &Arc::new(Vec::new()),
+            &capture,
+        )?),
+    };
+    let budget = mint::budget(base + duration)?.saturating_sub(minting.elapsed());
+    let mut plan = population.zipf_requests(
+        &setup.issuer,
+        base_count + count,
+        rate,
+        started.elapsed().as_secs_f64(),
+        budget,
+    )?;
+    println!(
+        "load: minted in {:.1} s{}",
+        minting.elapsed().as_secs_f64(),
+        if plan.capped {
+            " [legitimate proofs capped by the time budget]"
+        } else {
+            ""
+        }
+    );
+    let legit_list = Arc::new(std::mem::take(&mut plan.list));
+    let total = legit_list.len();
+    let legit = |range: std::ops::Range<usize>, capture: Option<Arc<Capture>>| Stream {
+        rate: Some(rate),
+        capture,
+        ..Stream::closed(
+            "legitimate",
+            "/api/me",
+            Arc::clone(&legit_list),
+            range,
+            conns,
+        )
+    };
+
+    let (length, _) = mint::run_length(minting, base);
+    let (mut outcomes, cpu) = measured(
+        rt,
+        setup,
+        opts,
+        vec![legit(0..base_count.min(total), None)],
+        length,
+    )?;
+    let baseline = outcomes.pop().ok_or("no outcome")?;
+    print!("baseline: ");
+    print_outcome(&baseline);
+    let legit_cpu = cpu_us_per(&cpu, baseline.sent());
+    let sent = usize::try_from(baseline.sent()).unwrap_or(usize::MAX);
+    let legit_floor = floor_us(&plan, 0..sent.min(base_count), floors);
+
+    let mut streams = vec![legit(
+        base_count.min(total)..total,
+        (attack == Attack::Replay).then(|| Arc::clone(&capture)),
+    )];
+    streams.push(match prepared {
+        Some(s) => s,
+        None => attack::stream(attack, &setup.issuer, attacker, pace, &legit_list, &capture)?,
+    });
+    let (length, _) = mint::run_length(minting, duration);
+    let (mut outcomes, cpu) = measured(rt, setup, opts, streams, length)?;
+    let attacker_out = outcomes.pop();
+    let legit = outcomes.pop().ok_or("no outcome")?;
+    print_outcome(&legit);
+    if let Some(a) = &attacker_out {
+        print_outcome(a);
+    }
+    Ok(MixResult {
+        attack,
+        legit,
+        attacker: attacker_out,
+        server_ns: cpu.server_ns,
+        legit_cpu,
+        legit_floor,
+    })
 }
 
 fn attacks(opts: &Options) -> Result<Vec<Attack>, BoxError> {
@@ -146,115 +272,23 @@ fn run_with(
          each, {conns} connections each"
     );
 
-    let mut mixes: Vec<Option<Attack>> = vec![None];
-    mixes.extend(attacks.iter().copied().map(Some));
-    mixes.push(None);
     let attacker = Attacker::new(&setup.issuer, opts.attacker_alg, url)?;
     let mut results: Vec<MixResult> = Vec::new();
-    for mix in mixes {
-        let duration = match mix {
-            Some(Attack::FillReplayStore) => opts.duration().mul_f64(4.0),
-            _ => opts.duration(),
-        };
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let count = (rate * duration.as_secs_f64()).ceil() as usize;
-        let name = mix.map_or("baseline", Attack::name);
-        println!();
-        println!("== mix {name}: {:.0} s ==", duration.as_secs_f64());
-        let minting = Instant::now();
-        let pace = attack::Pace {
-            count,
+    for &attack in attacks {
+        results.push(one_mix(
+            &rt,
+            setup,
+            opts,
+            &mut population,
+            &attacker,
+            attack,
             rate,
-            connections: conns,
-        };
-        let capture = Arc::new(Capture::default());
-        // The attack first (the replays need the legitimate list, so they come after).
-        let prepared = match mix {
-            Some(a) if a != Attack::Replay => Some(attack::stream(
-                a,
-                &setup.issuer,
-                &attacker,
-                pace,
-                &Arc::new(Vec::new()),
-                &capture,
-            )?),
-            _ => None,
-        };
-        let budget = mint::budget(duration)?.saturating_sub(minting.elapsed());
-        let plan = population.zipf_requests(
-            &setup.issuer,
-            count,
-            rate,
-            started.elapsed().as_secs_f64(),
-            budget,
-        )?;
-        let legit_list = Arc::new(plan.list);
-        let mut streams = vec![Stream {
-            rate: Some(rate),
-            capture: (mix == Some(Attack::Replay)).then(|| Arc::clone(&capture)),
-            ..Stream::closed(
-                "legitimate",
-                "/api/me",
-                Arc::clone(&legit_list),
-                0..legit_list.len(),
-                conns,
-            )
-        }];
-        match (mix, prepared) {
-            (_, Some(s)) => streams.push(s),
-            (Some(Attack::Replay), None) => streams.push(attack::stream(
-                Attack::Replay,
-                &setup.issuer,
-                &attacker,
-                pace,
-                &legit_list,
-                &capture,
-            )?),
-            _ => {}
-        }
-        println!(
-            "load: minted in {:.1} s{}",
-            minting.elapsed().as_secs_f64(),
-            if plan.capped {
-                " [legitimate proofs capped by the time budget]"
-            } else {
-                ""
-            }
-        );
-        let (length, _) = mint::run_length(minting, duration);
-        let (mut outcomes, cpu) = measured(&rt, setup, opts, streams, length)?;
-        let attacker_out = if outcomes.len() > 1 {
-            outcomes.pop()
-        } else {
-            None
-        };
-        let legit = outcomes.pop().ok_or("no outcome")?;
-        print_outcome(&legit);
-        if let Some(a) = &attacker_out {
-            print_outcome(a);
-        }
-        results.push(MixResult {
-            attack: mix,
-            legit,
-            attacker: attacker_out,
-            server_ns: cpu.server_ns,
-        });
+            started,
+            floors,
+        )?);
     }
 
-    // The baseline cost of a legitimate request: the mean of the two baselines.
-    let baselines: Vec<f64> = results
-        .iter()
-        .filter(|r| r.attack.is_none())
-        .filter_map(|r| {
-            cpu_us_per(
-                &crate::cpu::CpuUsed {
-                    server_ns: r.server_ns,
-                    ..Default::default()
-                },
-                r.legit.sent(),
-            )
-        })
-        .collect();
+    let baselines: Vec<f64> = results.iter().filter_map(|r| r.legit_cpu).collect();
     #[allow(clippy::cast_precision_loss)]
     let legit_cpu =
         (!baselines.is_empty()).then(|| baselines.iter().sum::<f64>() / baselines.len() as f64);
@@ -264,12 +298,12 @@ fn run_with(
         let (legit_n, attack_n) = (r.legit.sent() as f64, a.sent() as f64);
         #[allow(clippy::cast_precision_loss)]
         let total_us = r.server_ns? as f64 / 1000.0;
-        let legit_cpu = legit_cpu?;
+        let legit_cpu = r.legit_cpu?;
         (attack_n > 0.0).then(|| (total_us - legit_n * legit_cpu) / attack_n)
     };
     let health_cpu = results
         .iter()
-        .find(|r| r.attack == Some(Attack::Health))
+        .find(|r| r.attack == Attack::Health)
         .and_then(attack_cpu);
 
     println!();
@@ -282,23 +316,23 @@ fn run_with(
     for r in &results {
         min_success = min_success.min(r.legit.success_pct());
         max_p99 = max_p99.max(r.legit_p99_us());
-        let name = r.attack.map_or("baseline", Attack::name);
-        let refused = r.attack.map_or(Refused::Served, Attack::refused);
+        let name = r.attack.name();
+        let refused = r.attack.refused();
         let cpu = attack_cpu(r);
-        let ratio = cpu.zip(legit_cpu).map(|(a, l)| a / l);
+        let ratio = cpu.zip(r.legit_cpu).map(|(a, l)| a / l);
         let beyond_http = cpu
             .zip(health_cpu)
-            .zip(legit_cpu)
+            .zip(r.legit_cpu)
             .map(|((a, h), l)| (a - h) / l);
         let a = r.attacker.as_ref();
-        if r.attack == Some(Attack::Replay) {
+        if r.attack == Attack::Replay {
             accepted_replays += a.map_or(0, |a| a.ok);
         }
         if let Some(q) = ratio {
             if refused == Refused::BeforeSignature && q > worst_before.0 {
                 worst_before = (q, name);
             }
-            if r.attack.is_some_and(|a| a != Attack::Health) && q > worst_any.0 {
+            if r.attack != Attack::Health && q > worst_any.0 {
                 worst_any = (q, name);
             }
         }
@@ -307,7 +341,8 @@ fn run_with(
              legit_requests={} legit_success_pct={:.3} legit_p50_us={:.0} legit_p99_us={:.0} \
              legit_p999_us={:.0} legit_non2xx={} legit_errors={} attack_requests={} \
              attack_2xx={} attack_statuses={} attack_errors={} attack_cpu_us={} \
-             legit_cpu_us={} cpu_ratio={} cpu_ratio_beyond_http={}{}",
+             legit_cpu_us={} legit_floor_us={} attacker_alg_floor_us={} cpu_ratio={} \
+             cpu_ratio_beyond_http={}{}",
             match refused {
                 Refused::Served => "served",
                 Refused::BeforeSignature => "before-signature",
@@ -325,10 +360,12 @@ fn run_with(
             a.map_or_else(|| "-".into(), Outcome::statuses_label),
             a.map_or(0, |a| a.errors),
             opt(cpu, 1),
-            opt(legit_cpu, 1),
+            opt(r.legit_cpu, 1),
+            opt(r.legit_floor, 1),
+            opt(floors.us(opts.attacker_alg), 1),
             opt(ratio, 3),
             opt(beyond_http, 3),
-            if r.attack == Some(Attack::Replay) {
+            if r.attack == Attack::Replay {
                 format!(" accepted_replays={}", a.map_or(0, |a| a.ok))
             } else {
                 String::new()
