@@ -61,6 +61,7 @@ impl Capture {
 }
 
 /// Where a stream's requests come from.
+#[derive(Clone)]
 pub enum Source {
     /// `list[i]` for each `i` of the stream's range.
     List(Arc<Vec<Headers>>),
@@ -89,6 +90,20 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// The same stream over other request numbers.
+    pub fn slice(&self, range: Range<usize>) -> Self {
+        Self {
+            name: self.name.clone(),
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            source: self.source.clone(),
+            range,
+            rate: self.rate,
+            connections: self.connections,
+            capture: self.capture.clone(),
+        }
+    }
+
     /// A closed-loop stream over `list[range]`.
     pub fn closed(
         name: &str,
@@ -131,6 +146,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Adds the counts and latencies of another run of the same stream.
+    pub fn merge(&mut self, other: Self) {
+        self.answered += other.answered;
+        self.ok += other.ok;
+        for (s, n) in other.statuses {
+            *self.statuses.entry(s).or_default() += n;
+        }
+        self.errors += other.errors;
+        self.latencies_ns.extend_from_slice(&other.latencies_ns);
+        self.latencies_ns.sort_unstable();
+        self.elapsed += other.elapsed;
+        self.ran_out |= other.ran_out;
+        if self.first_failure.is_none() {
+            self.first_failure = other.first_failure;
+        }
+    }
+
     /// Requests sent (answered or failed).
     pub fn sent(&self) -> u64 {
         self.answered + self.errors

@@ -4,13 +4,14 @@
 //! 1. floors (for the server's replay quota), the server, the clients; every client's first
 //!    request (primes the caches);
 //! 2. capacity: the Zipf workload closed loop for 4 s (or `--capacity`);
-//! 3. for each attack, a baseline (legitimate traffic alone at half capacity for `--duration`
-//!    seconds: server CPU per legitimate request), then at once the mix: the attack beside
-//!    legitimate traffic, both paced at half capacity (open loop: latency counts from the
-//!    instant a request was due) for `--duration` seconds (4 × for the replay-store filler, so
-//!    it reaches its quota). The attack's server CPU per request is the mix's CPU minus the
-//!    legitimate requests at the cost of the baseline just before, divided by the attack
-//!    requests (a baseline per mix, so the machine's drift over the run cancels).
+//! 3. for each attack, three rounds of: a baseline (legitimate traffic alone at half capacity
+//!    for a third of `--duration`: server CPU per legitimate request), then at once the mix (the
+//!    attack beside legitimate traffic, both paced at half capacity, open loop: latency counts
+//!    from the instant a request was due) for a third of `--duration` (of 4 × `--duration` for
+//!    the replay-store filler, so it reaches its quota). A round's attack cost is the mix's
+//!    server CPU minus its legitimate requests at the cost of the baseline just before, divided
+//!    by the attack requests; the ratio reported is the median over the rounds of that cost ÷
+//!    the round's baseline (paired rounds, so the machine's drift cancels, as in the benches).
 //!
 //! Targets: legitimate success ≥ 99.9 % in every mix; an attack refused before the signature
 //! ≤ 0.05 × a legitimate request, none ≥ 1.2 ×; zero accepted replays.
@@ -34,12 +35,39 @@ struct MixResult {
     attack: Attack,
     legit: Outcome,
     attacker: Option<Outcome>,
-    server_ns: Option<u64>,
-    /// Server CPU µs per legitimate request in the baseline run just before the mix.
-    legit_cpu: Option<f64>,
-    /// The floor of the baseline's legitimate requests (µs per request).
+    /// Server CPU µs per legitimate request in each round's baseline.
+    legit_cpu: Vec<f64>,
+    /// Each round's server CPU µs per attack request, with that round's baseline.
+    attack_cpu: Vec<(f64, f64)>,
+    /// The floor of the baselines' legitimate requests (µs per request).
     legit_floor: Option<f64>,
 }
+
+impl MixResult {
+    /// The median over the rounds of the baseline cost.
+    fn legit_cpu(&self) -> Option<f64> {
+        median(self.legit_cpu.clone())
+    }
+
+    /// The median over the rounds of an attack request's cost.
+    fn attack_cpu(&self) -> Option<f64> {
+        median(self.attack_cpu.iter().map(|(a, _)| *a).collect())
+    }
+
+    /// The median over the rounds of an attack request's cost ÷ that round's baseline.
+    fn ratio(&self) -> Option<f64> {
+        median(self.attack_cpu.iter().map(|(a, l)| a / l).collect())
+    }
+
+    /// The same, less the cost of a `/health` request (`health` µs) first.
+    fn ratio_beyond(&self, health: Option<f64>) -> Option<f64> {
+        let h = health?;
+        median(self.attack_cpu.iter().map(|(a, l)| (a - h) / l).collect())
+    }
+}
+
+/// Baseline and mix rounds per attack.
+const ROUNDS: usize = 3;
 
 impl MixResult {
     fn legit_p99_us(&self) -> f64 {
@@ -128,46 +156,78 @@ fn one_mix(
             conns,
         )
     };
-
-    let (length, _) = mint::run_length(minting, base);
-    let (mut outcomes, cpu) = measured(
-        rt,
-        setup,
-        opts,
-        vec![legit(0..base_count.min(total), None)],
-        length,
-    )?;
-    let baseline = outcomes.pop().ok_or("no outcome")?;
-    print!("baseline: ");
-    print_outcome(&baseline);
-    let legit_cpu = cpu_us_per(&cpu, baseline.sent());
-    let sent = usize::try_from(baseline.sent()).unwrap_or(usize::MAX);
-    let legit_floor = floor_us(&plan, 0..sent.min(base_count), floors);
-
-    let mut streams = vec![legit(
-        base_count.min(total)..total,
-        (attack == Attack::Replay).then(|| Arc::clone(&capture)),
-    )];
-    streams.push(match prepared {
+    let attack_stream = match prepared {
         Some(s) => s,
         None => attack::stream(attack, &setup.issuer, attacker, pace, &legit_list, &capture)?,
-    });
-    let (length, _) = mint::run_length(minting, duration);
-    let (mut outcomes, cpu) = measured(rt, setup, opts, streams, length)?;
-    let attacker_out = outcomes.pop();
-    let legit = outcomes.pop().ok_or("no outcome")?;
-    print_outcome(&legit);
-    if let Some(a) = &attacker_out {
+    };
+
+    // Rounds of (baseline, mix), so that the machine's drift between the two cancels.
+    let rounds = ROUNDS;
+    let (base_n, mix_n) = (base_count / rounds, count / rounds);
+    let mut result = MixResult {
+        attack,
+        legit: Outcome::default(),
+        attacker: Some(Outcome::default()),
+        legit_cpu: Vec::new(),
+        attack_cpu: Vec::new(),
+        legit_floor: None,
+    };
+    let mut legit_floor_sum = 0.0;
+    for r in 0..rounds {
+        let start = (r * (base_n + mix_n)).min(total);
+        let mid = (start + base_n).min(total);
+        let end = (mid + mix_n).min(total);
+        let (length, _) = mint::run_length(minting, base.div_f64(rounds as f64));
+        let (mut outcomes, cpu) = measured(rt, setup, opts, vec![legit(start..mid, None)], length)?;
+        let baseline = outcomes.pop().ok_or("no outcome")?;
+        let legit_cpu = cpu_us_per(&cpu, baseline.sent());
+        let sent = usize::try_from(baseline.sent()).unwrap_or(usize::MAX);
+        legit_floor_sum += floor_us(&plan, start..start + sent.min(base_n), floors).unwrap_or(0.0);
+
+        let streams = vec![
+            legit(
+                mid..end,
+                (attack == Attack::Replay).then(|| Arc::clone(&capture)),
+            ),
+            attack_stream.slice(r * mix_n..(r + 1) * mix_n),
+        ];
+        let (length, _) = mint::run_length(minting, duration.div_f64(rounds as f64));
+        let (mut outcomes, cpu) = measured(rt, setup, opts, streams, length)?;
+        let attacker_out = outcomes.pop().ok_or("no outcome")?;
+        let legit_out = outcomes.pop().ok_or("no outcome")?;
+        #[allow(clippy::cast_precision_loss)]
+        let attack_cpu = legit_cpu.zip(cpu.server_ns).and_then(|(l, ns)| {
+            let n = attacker_out.sent() as f64;
+            (n > 0.0).then(|| (ns as f64 / 1000.0 - legit_out.sent() as f64 * l) / n)
+        });
+        result.legit_cpu.extend(legit_cpu);
+        result.attack_cpu.extend(attack_cpu.zip(legit_cpu));
+        result.legit.merge(legit_out);
+        if let Some(a) = result.attacker.as_mut() {
+            a.merge(attacker_out);
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rounds_f = rounds as f64;
+    result.legit_floor = (legit_floor_sum > 0.0).then(|| legit_floor_sum / rounds_f);
+    result.legit.name = "legitimate".into();
+    print_outcome(&result.legit);
+    if let Some(a) = result.attacker.as_mut() {
+        a.name = attack.name().into();
         print_outcome(a);
     }
-    Ok(MixResult {
-        attack,
-        legit,
-        attacker: attacker_out,
-        server_ns: cpu.server_ns,
-        legit_cpu,
-        legit_floor,
-    })
+    Ok(result)
+}
+
+/// The median of some values.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => v.get(n / 2).copied(),
+        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
+    }
 }
 
 fn attacks(opts: &Options) -> Result<Vec<Attack>, BoxError> {
@@ -288,23 +348,14 @@ fn run_with(
         )?);
     }
 
-    let baselines: Vec<f64> = results.iter().filter_map(|r| r.legit_cpu).collect();
+    let baselines: Vec<f64> = results.iter().filter_map(MixResult::legit_cpu).collect();
     #[allow(clippy::cast_precision_loss)]
     let legit_cpu =
         (!baselines.is_empty()).then(|| baselines.iter().sum::<f64>() / baselines.len() as f64);
-    let attack_cpu = |r: &MixResult| -> Option<f64> {
-        let a = r.attacker.as_ref()?;
-        #[allow(clippy::cast_precision_loss)]
-        let (legit_n, attack_n) = (r.legit.sent() as f64, a.sent() as f64);
-        #[allow(clippy::cast_precision_loss)]
-        let total_us = r.server_ns? as f64 / 1000.0;
-        let legit_cpu = r.legit_cpu?;
-        (attack_n > 0.0).then(|| (total_us - legit_n * legit_cpu) / attack_n)
-    };
     let health_cpu = results
         .iter()
         .find(|r| r.attack == Attack::Health)
-        .and_then(attack_cpu);
+        .and_then(MixResult::attack_cpu);
 
     println!();
     println!("== summary ==");
@@ -318,12 +369,9 @@ fn run_with(
         max_p99 = max_p99.max(r.legit_p99_us());
         let name = r.attack.name();
         let refused = r.attack.refused();
-        let cpu = attack_cpu(r);
-        let ratio = cpu.zip(r.legit_cpu).map(|(a, l)| a / l);
-        let beyond_http = cpu
-            .zip(health_cpu)
-            .zip(r.legit_cpu)
-            .map(|((a, h), l)| (a - h) / l);
+        let cpu = r.attack_cpu();
+        let ratio = r.ratio();
+        let beyond_http = r.ratio_beyond(health_cpu);
         let a = r.attacker.as_ref();
         if r.attack == Attack::Replay {
             accepted_replays += a.map_or(0, |a| a.ok);
@@ -342,7 +390,7 @@ fn run_with(
              legit_p999_us={:.0} legit_non2xx={} legit_errors={} attack_requests={} \
              attack_2xx={} attack_statuses={} attack_errors={} attack_cpu_us={} \
              legit_cpu_us={} legit_floor_us={} attacker_alg_floor_us={} cpu_ratio={} \
-             cpu_ratio_beyond_http={}{}",
+             cpu_ratio_beyond_http={} cpu_ratio_rounds={}{}",
             match refused {
                 Refused::Served => "served",
                 Refused::BeforeSignature => "before-signature",
@@ -360,11 +408,16 @@ fn run_with(
             a.map_or_else(|| "-".into(), Outcome::statuses_label),
             a.map_or(0, |a| a.errors),
             opt(cpu, 1),
-            opt(r.legit_cpu, 1),
+            opt(r.legit_cpu(), 1),
             opt(r.legit_floor, 1),
             opt(floors.us(opts.attacker_alg), 1),
             opt(ratio, 3),
             opt(beyond_http, 3),
+            r.attack_cpu
+                .iter()
+                .map(|(a, l)| format!("{:.3}", a / l))
+                .collect::<Vec<_>>()
+                .join(","),
             if r.attack == Attack::Replay {
                 format!(" accepted_replays={}", a.map_or(0, |a| a.ok))
             } else {
