@@ -141,16 +141,34 @@ fn value(s: String) -> Result<HeaderValue, BoxError> {
     Ok(HeaderValue::try_from(s)?)
 }
 
-/// A proof by `key`'s header with these claims and a signature no key made.
-fn unsigned_proof(key: &ClientKey, claims: &serde_json::Value) -> String {
+/// A proof by `key`'s header with these claims and a signature no key made, of the right
+/// length; an ECDSA one has `r` and `s` below the group order (their top byte cleared), so
+/// the verifier runs the whole verification rather than refusing an out-of-range value at once,
+/// as a careful attacker would make it.
+fn unsigned_proof(key: &ClientKey, claims: &serde_json::Value) -> Result<String, BoxError> {
     let header = json!({ "typ": "dpop+jwt", "alg": key.alg().as_str(), "jwk": key.public_jwk() });
-    let sig_len = match key.alg() {
-        Algorithm::ES256 | Algorithm::EdDSA | Algorithm::Ed25519 => 64,
-        Algorithm::ES384 => 96,
-        Algorithm::ES512 => 132,
-        _ => 256,
+    let (len, half) = match key.alg() {
+        Algorithm::ES256 => (64, Some(32)),
+        Algorithm::ES384 => (96, Some(48)),
+        Algorithm::ES512 => (132, Some(66)),
+        Algorithm::EdDSA | Algorithm::Ed25519 => (64, None),
+        _ => (256, None),
     };
-    format!("{}.{}.{}", b64(&header), b64(claims), random_id(sig_len))
+    let mut sig = vec![0u8; len];
+    openssl::rand::rand_bytes(&mut sig)?;
+    if let Some(half) = half {
+        for i in [0, half] {
+            if let Some(b) = sig.get_mut(i) {
+                *b = 0;
+            }
+        }
+    }
+    Ok(format!(
+        "{}.{}.{}",
+        b64(&header),
+        b64(claims),
+        URL_SAFE_NO_PAD.encode(sig)
+    ))
 }
 
 /// A well-formed access token for the attacker's key, signed by no one.
@@ -244,7 +262,7 @@ fn requests(
                 });
                 vec![
                     (AUTHORIZATION, value(format!("DPoP {token}"))?),
-                    (dpop(), value(unsigned_proof(&a.key, &claims))?),
+                    (dpop(), value(unsigned_proof(&a.key, &claims)?)?),
                 ]
             }
             Attack::ForgedTokenNoKid | Attack::ForgedTokenUnknownKid => {
@@ -264,7 +282,7 @@ fn requests(
                 });
                 vec![
                     (AUTHORIZATION, a.auth.clone()),
-                    (dpop(), value(unsigned_proof(&a.key, &claims))?),
+                    (dpop(), value(unsigned_proof(&a.key, &claims)?)?),
                 ]
             }
             Attack::ColdKeys => {

@@ -256,7 +256,9 @@ fn attacks(opts: &Options) -> Result<Vec<Attack>, BoxError> {
 pub fn run(opts: &Options) -> Result<(), BoxError> {
     let attacks = attacks(opts)?;
     let floors = if opts.raw_seconds > 0.0 {
-        floor::measure(&floor_algorithms(opts), opts.server_core, opts.raw_seconds)?
+        let mut algs = floor_algorithms(opts);
+        algs.push(opts.attacker_alg);
+        floor::measure(&algs, opts.server_core, opts.raw_seconds)?
     } else {
         Floors::default()
     };
