@@ -22,6 +22,8 @@
 //! | `DPOP_REPLAY_KEY_QUOTA` | live replay entries one proof key may hold; past it that key gets 429 with `Retry-After` | derived from the capacity (1 %, at least 100; 10 000 with Redis) |
 //! | `DPOP_INTROSPECTION_URL` | the authorization server's introspection endpoint (RFC 7662): access tokens are introspected there instead of validated as JWTs (`iss` checked against `DPOP_ISSUER`, `aud` against `DPOP_AUDIENCE`, `cnf.jkt` against the proof's key); `https:`, or plain `http:` on a loopback address only. Needs a binary built with `--features introspection` (without it the server refuses to start) | unset: JWTs |
 //! | `DPOP_INTROSPECTION_CLIENT_ID`, `DPOP_INTROSPECTION_CLIENT_SECRET` | this API's client credentials at the introspection endpoint, sent with HTTP Basic (`client_secret_basic`); both required with `DPOP_INTROSPECTION_URL`, refused without it | unset |
+//! | `DPOP_KEY_CACHE_CAPACITY` | verified proof keys kept, so a returning client's key is not parsed and imported again; size it to the number of active clients | the library's default (10 000) |
+//! | `DPOP_TOKEN_CACHE_CAPACITY` | validated access tokens kept, so a token's signature is checked once; size it to the tokens live at once (clients × tokens each within a refresh) | the library's default (10 000) |
 //! | `RUST_LOG` | log filter (logs go to stderr) | `info,tower_dpop=info` |
 //!
 //! An empty variable counts as unset. The server is served with the TCP peer's address
@@ -105,6 +107,10 @@ struct Settings {
     replay_capacity: Option<u64>,
     /// `DPOP_REPLAY_KEY_QUOTA`.
     replay_key_quota: Option<u64>,
+    /// `DPOP_KEY_CACHE_CAPACITY`.
+    key_cache_capacity: Option<u64>,
+    /// `DPOP_TOKEN_CACHE_CAPACITY`.
+    token_cache_capacity: Option<u64>,
     /// `DPOP_NONCE=required`.
     nonce_required: bool,
     /// `DPOP_NONCE_SECRET`.
@@ -240,6 +246,8 @@ impl Settings {
         };
         let replay_capacity = count("DPOP_REPLAY_CAPACITY")?;
         let replay_key_quota = count("DPOP_REPLAY_KEY_QUOTA")?;
+        let key_cache_capacity = count("DPOP_KEY_CACHE_CAPACITY")?;
+        let token_cache_capacity = count("DPOP_TOKEN_CACHE_CAPACITY")?;
 
         let nonce_required = match var("DPOP_NONCE")?.as_deref().map(str::trim) {
             None | Some("off") => false,
@@ -342,6 +350,8 @@ impl Settings {
             audience,
             replay_capacity,
             replay_key_quota,
+            key_cache_capacity,
+            token_cache_capacity,
             nonce_required,
             nonce_secret,
             redis_url,
@@ -433,6 +443,12 @@ impl Settings {
         }
         if let Some(quota) = self.replay_key_quota {
             builder = builder.replay_key_quota(quota);
+        }
+        if let Some(keys) = self.key_cache_capacity {
+            builder = builder.key_cache_capacity(keys);
+        }
+        if let Some(tokens) = self.token_cache_capacity {
+            builder = builder.token_cache_capacity(tokens);
         }
         #[cfg(feature = "redis")]
         if let Some(url) = &self.redis_url {
@@ -660,6 +676,8 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     let public_origin = settings.public_origin(bound);
     let layer = settings.layer(&public_origin)?;
     let replay_key_quota = layer.config().replay_key_quota();
+    let key_cache_capacity = layer.config().key_cache_capacity();
+    let token_cache_capacity = layer.config().token_cache_capacity();
     let app = router(layer, &settings.issuers);
 
     tracing::info!(
@@ -681,6 +699,8 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         },
         audience = settings.audience,
         replay_key_quota,
+        key_cache_capacity,
+        token_cache_capacity,
         nonce = if settings.nonce_required { "required" } else { "off" },
         nonce_secret = if settings.nonce_secret.is_some() { "configured" } else { "random" },
         replay_store = if settings.redis_url.is_some() { "redis" } else { "memory" },
@@ -949,6 +969,39 @@ mod tests {
                 expected.map(|c| Value::String(c.to_owned())),
                 "{claims}"
             );
+        }
+    }
+
+    /// `DPOP_KEY_CACHE_CAPACITY` and `DPOP_TOKEN_CACHE_CAPACITY`: positive whole numbers, given
+    /// to the layer; unset, the library's defaults.
+    #[test]
+    fn key_and_token_cache_capacities() {
+        let caches = |vars: &[(&'static str, &str)]| {
+            let mut all = vec![JWKS, AUD];
+            all.extend_from_slice(vars);
+            let layer = settings(&all)
+                .unwrap()
+                .layer("https://api.example.com")
+                .unwrap();
+            let config = layer.config();
+            (config.key_cache_capacity(), config.token_cache_capacity())
+        };
+        assert_eq!(caches(&[]), (10_000, 10_000));
+        assert_eq!(
+            caches(&[
+                ("DPOP_KEY_CACHE_CAPACITY", "20000"),
+                ("DPOP_TOKEN_CACHE_CAPACITY", "40000")
+            ]),
+            (20_000, 40_000)
+        );
+        for (var, value) in [
+            ("DPOP_KEY_CACHE_CAPACITY", "0"),
+            ("DPOP_TOKEN_CACHE_CAPACITY", "many"),
+        ] {
+            match settings(&[JWKS, AUD, (var, value)]) {
+                Err(StartError::Env { var: named, .. }) => assert_eq!(named, var),
+                other => panic!("{var}={value}: {:?}", other.map(|_| ())),
+            }
         }
     }
 

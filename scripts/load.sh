@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark: examples/resource_server pinned to one core, the load generator
 # (tools/load, a workspace member) pinned to another. Extra arguments go to the generator, e.g.
-#   scripts/load.sh --duration 5 --connections 32 --target dpop
+#   scripts/load.sh --duration 5 --connections 32 --target dpop     # one client, as fast as it goes
+#   scripts/load.sh --mode realistic                                # 10 000 clients, mixed algorithms, Zipf
+#   scripts/load.sh --mode realistic --clients 2000 --mix es256=1 --zipf 1.2 --refresh-minutes 1
+#   scripts/load.sh --mode hostile                                  # every attack beside legitimate traffic
+#   scripts/load.sh --mode hostile --attacks replay,cold-keys --duration 10
+# Options and the summary lines (`load: ...`): tools/load/src/main.rs, docs/performance.md.
+# The first realistic or hostile run generates RSA keys into target/load-keys (on every core).
 # Environment: SERVER_CORE (default 0), CLIENT_CORE (default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -558,6 +558,8 @@ impl DpopLayerBuilder {
             replay_ttl,
             quota,
             keys: KeyCache::new(self.key_cache_capacity),
+            key_cache_capacity: self.key_cache_capacity,
+            token_cache_capacity: self.token_cache_capacity,
             clock: self.clock,
             nonce_policy: self.nonce_policy,
             nonces,

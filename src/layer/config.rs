@@ -35,6 +35,9 @@ pub struct DpopConfig {
     /// Live replay entries per proof key.
     pub(crate) quota: KeyQuota,
     pub(crate) keys: KeyCache,
+    /// The capacities the key and token caches were built with.
+    pub(crate) key_cache_capacity: u64,
+    pub(crate) token_cache_capacity: u64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) nonce_policy: NoncePolicy,
     /// `Some` whenever the policy is not `Off`.
@@ -71,6 +74,8 @@ impl fmt::Debug for DpopConfig {
             .field("replay", &self.replay)
             .field("replay_ttl", &self.replay_ttl)
             .field("replay_key_quota", &self.quota.limit())
+            .field("key_cache_capacity", &self.key_cache_capacity)
+            .field("token_cache_capacity", &self.token_cache_capacity)
             .field("clock", &self.clock)
             .field("nonce_policy", &self.nonce_policy)
             .field("proxy", &self.proxy)
@@ -132,5 +137,17 @@ impl DpopConfig {
     #[must_use]
     pub fn replay_key_quota(&self) -> u64 {
         self.quota.limit()
+    }
+
+    /// How many verified proof keys are kept (0: none).
+    #[must_use]
+    pub fn key_cache_capacity(&self) -> u64 {
+        self.key_cache_capacity
+    }
+
+    /// How many validated access tokens are kept (0: none).
+    #[must_use]
+    pub fn token_cache_capacity(&self) -> u64 {
+        self.token_cache_capacity
     }
 }
