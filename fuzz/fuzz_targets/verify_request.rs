@@ -32,6 +32,8 @@ fn layer() -> &'static DpopLayer {
             .expect("the fixed key set is valid");
         DpopLayer::builder()
             .public_origin("https://rs.example.com")
+            // The seed corpus has proofs of every algorithm.
+            .algorithms(tower_dpop::Algorithm::ALL.iter().copied())
             .token_validator(validator)
             .clock(ManualClock::at_unix(NOW))
             .build()

@@ -415,7 +415,7 @@ mod tests {
                 "proof alg is not an accepted asymmetric algorithm",
             ),
             (
-                format!(r#"{{"typ":"dpop+jwt","alg":"ES384","jwk":{JWK}}}"#),
+                format!(r#"{{"typ":"dpop+jwt","alg":"PS256","jwk":{JWK}}}"#),
                 "proof alg does not match the jwk key type or curve",
             ),
             (

@@ -24,7 +24,7 @@ use tower_dpop::{DpopAuth, DpopLayer, DpopLayerBuilder};
 pub const AUDIENCE: &str = "https://api.example.com";
 
 /// The `algs` of the default challenge.
-pub const DEFAULT_ALGS: &str = "ES256 ES384 ES512 PS256 PS384 PS512 RS256 EdDSA Ed25519";
+pub const DEFAULT_ALGS: &str = "ES256 PS256 RS256 EdDSA Ed25519";
 
 /// Where the validator fetches its keys.
 pub enum Jwks {

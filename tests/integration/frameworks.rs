@@ -317,7 +317,7 @@ mod grpc {
     }
 
     /// The `algs` of the default challenge.
-    const ALGS: &str = "algs=\"ES256 ES384 ES512 PS256 PS384 PS512 RS256 EdDSA Ed25519\"";
+    const ALGS: &str = "algs=\"ES256 PS256 RS256 EdDSA Ed25519\"";
 
     /// What tonic's client makes of the layer's rejection of a gRPC call: a gRPC status,
     /// `Unauthenticated`, with the error description as its message and the challenge in its

@@ -209,6 +209,7 @@ fn layer(f: &Fixture) -> DpopLayer {
         .unwrap();
     DpopLayer::builder()
         .public_origin(ORIGIN)
+        .algorithms(Algorithm::ALL.iter().copied())
         .token_validator(validator)
         .clock(ManualClock::at_unix(T0))
         .build()
@@ -482,6 +483,7 @@ fn the_fuzz_seed_requests_are_accepted() {
         .unwrap();
     let layer = DpopLayer::builder()
         .public_origin("https://rs.example.com")
+        .algorithms(Algorithm::ALL.iter().copied())
         .token_validator(validator)
         .clock(ManualClock::at_unix(1_764_000_000))
         .build()

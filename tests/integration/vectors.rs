@@ -9,7 +9,7 @@ use tower_dpop::clock::ManualClock;
 use tower_dpop::testing::jwk_thumbprint;
 use tower_dpop::token::jwt::JwtValidator;
 use tower_dpop::token::{AccessToken, TokenError, TokenValidator};
-use tower_dpop::{DpopLayer, Error, ErrorKind};
+use tower_dpop::{Algorithm, DpopLayer, Error, ErrorKind};
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -55,6 +55,7 @@ impl TokenValidator for RfcTokens {
 fn rfc_layer(clock: &ManualClock) -> DpopLayer {
     DpopLayer::builder()
         .public_origin("https://resource.example.org")
+        .algorithms(Algorithm::ALL.iter().copied())
         .token_validator(RfcTokens)
         .clock(clock.clone())
         .build()
@@ -189,6 +190,7 @@ async fn rfc9449_figure_2_token_request_proof_is_refused_by_a_resource_server() 
     let clock = ManualClock::at_unix(p["iat"].as_u64().unwrap());
     let layer = DpopLayer::builder()
         .public_origin("https://server.example.com")
+        .algorithms(Algorithm::ALL.iter().copied())
         .token_validator(RfcTokens)
         .clock(clock)
         .build()
@@ -247,6 +249,7 @@ fn independent_layer(v: &Value, clock: &ManualClock) -> DpopLayer {
         .unwrap();
     DpopLayer::builder()
         .public_origin("https://rs.example.com")
+        .algorithms(Algorithm::ALL.iter().copied())
         .token_validator(validator)
         .clock(clock.clone())
         .build()

@@ -209,7 +209,8 @@ impl IntrospectionValidatorBuilder {
         self
     }
 
-    /// The algorithms a JWT response may be signed with (default [`Algorithm::DEFAULT`]).
+    /// The algorithms a JWT response may be signed with (default [`Algorithm::ALL`]: the
+    /// authorization server's key decides, not a client).
     #[must_use]
     pub fn jwt_response_algorithms(
         mut self,
@@ -311,9 +312,7 @@ fn signed_responses(
              server's issuer identifier, which their iss must equal",
         )
     })?;
-    let algorithms = jwt
-        .algorithms
-        .unwrap_or_else(|| Algorithm::DEFAULT.to_vec());
+    let algorithms = jwt.algorithms.unwrap_or_else(|| Algorithm::ALL.to_vec());
     if algorithms.is_empty() {
         return Err(ConfigError::new("jwt_response_algorithms is empty"));
     }
