@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh <target> <seconds> [extra libFuzzer flags...]
 #   scripts/fuzz.sh list
 #
-# Targets: verify_request, htu, thumbprint, nonce, jwks, redis_key (see fuzz/fuzz_targets/).
+# Targets: verify_request, htu, thumbprint, nonce, jwks, redis_key, discovery (see fuzz/fuzz_targets/).
 #
 # cargo-fuzz builds with `-Zsanitizer=address` and other unstable flags, which stable rustc
 # refuses. RUSTC_BOOTSTRAP=1 lets the stable compiler accept them; no nightly is needed:

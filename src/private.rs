@@ -160,3 +160,13 @@ pub fn redis_key(prefix: &str, thumbprint: &[u8; 32], jti: &str) -> String {
     );
     crate::replay::redis::redis_key(prefix, &key)
 }
+
+/// The `jwks_uri` the validator would take from this metadata document for `issuer` (OpenID
+/// Connect discovery, `https:` only), or `None` when it would refuse the document.
+#[cfg(feature = "jwks-fetch")]
+pub fn discovery_jwks_uri(issuer: &str, body: &[u8]) -> Option<String> {
+    use crate::token::jwt::discovery::{Discovered, MetadataDocument};
+    let http = crate::http_fetch::HttpFetch::new(Duration::from_secs(1), 3, false).ok()?;
+    let discovered = Discovered::new(issuer, MetadataDocument::OpenIdConfiguration, &http).ok()?;
+    discovered.read(body, &http).ok().map(|url| url.to_string())
+}

@@ -17,7 +17,7 @@ use crate::error::ConfigError;
 mod builder;
 mod checks;
 #[cfg(feature = "jwks-fetch")]
-mod discovery;
+pub(crate) mod discovery;
 // Crate-visible for the verification of signed introspection responses (RFC 9701).
 pub(crate) mod keys;
 #[cfg(feature = "jwks-fetch")]

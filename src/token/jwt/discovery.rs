@@ -73,7 +73,7 @@ struct Metadata {
 
 /// An issuer whose key set is found through its metadata.
 #[derive(Debug)]
-pub(super) struct Discovered {
+pub(crate) struct Discovered {
     issuer: String,
     metadata_url: Url,
     /// The `jwks_uri` last learnt, and when (milliseconds since the Unix epoch).
@@ -83,7 +83,7 @@ pub(super) struct Discovered {
 impl Discovered {
     /// Checks `issuer` (`https:` unless the client allows plain `http:`; no query or fragment,
     /// RFC 8414 §2) and derives its metadata URL.
-    pub(super) fn new(
+    pub(crate) fn new(
         issuer: &str,
         document: MetadataDocument,
         http: &HttpFetch,
@@ -127,7 +127,7 @@ impl Discovered {
     }
 
     /// The `jwks_uri` of a metadata document, once its `issuer` is checked.
-    fn read(&self, body: &[u8], http: &HttpFetch) -> Result<Url, String> {
+    pub(crate) fn read(&self, body: &[u8], http: &HttpFetch) -> Result<Url, String> {
         let unreadable = |e: &dyn std::fmt::Display| {
             format!("metadata {} does not parse: {e}", self.metadata_url)
         };
