@@ -15,7 +15,8 @@
 #
 # A crash is written to fuzz/artifacts/<target>/crash-*; replay it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/crash-...
-# New corpus entries land in fuzz/corpus/<target>/ (only the seed-* files are tracked).
+# New corpus entries land in fuzz/corpus/<target>/; minimize with `cargo fuzz cmin` before committing
+# them (the seed-* files are the hand-made seeds; cmin renames files, so restore those after it).
 set -euo pipefail
 
 cd "$(dirname "$0")/../fuzz"
