@@ -50,6 +50,8 @@ fn main() {
     for _ in 0..rounds {
         let layer = DpopLayer::builder()
             .public_origin("https://api.example.com")
+            // Every algorithm, ES384 and ES512 included (not in the default list).
+            .algorithms(Algorithm::ALL.iter().copied())
             .token_validator(issuer.validator())
             .clock(ManualClock::at_unix(T0))
             .build()

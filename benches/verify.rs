@@ -118,6 +118,8 @@ impl Case {
 fn builder(issuer: &TestIssuer, key_cache: u64) -> tower_dpop::DpopLayerBuilder {
     DpopLayer::builder()
         .public_origin(ORIGIN)
+        // Every algorithm, ES384 and ES512 included (not in the default list).
+        .algorithms(Algorithm::ALL.iter().copied())
         .token_validator(issuer.validator())
         .clock(ManualClock::at_unix(T0))
         .key_cache_capacity(key_cache)
