@@ -173,7 +173,9 @@ impl HttpFetch {
 }
 
 /// Reads a response body of at most `max_bytes`, refusing a longer one as soon as it shows
-/// (from `Content-Length`, or while reading).
+/// (from `Content-Length`, or while reading), and one that is not UTF-8: every document the
+/// crate fetches is JSON (RFC 8259 §8.1) or a compact JWS, and serde would skip the bytes of a
+/// member its reader ignores without looking at them.
 pub(crate) async fn read_body(
     mut resp: reqwest::Response,
     max_bytes: usize,
@@ -195,6 +197,9 @@ pub(crate) async fn read_body(
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
+    }
+    if std::str::from_utf8(&body).is_err() {
+        return Err(FetchError("response body is not UTF-8".to_owned()));
     }
     Ok(body)
 }
@@ -308,13 +313,13 @@ mod tests {
     }
 
     /// Reads one request head from `stream` and writes `response`.
-    fn answer(mut stream: impl std::io::Read + std::io::Write, response: &str) {
+    fn answer(mut stream: impl std::io::Read + std::io::Write, response: impl AsRef<[u8]>) {
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
             head.push(byte[0]);
         }
-        let _ = stream.write_all(response.as_bytes());
+        let _ = stream.write_all(response.as_ref());
         let _ = stream.flush();
     }
 
@@ -389,12 +394,20 @@ mod tests {
                         "HTTP/1.1 302 Found\r\nLocation: http://{addr}/r{n}\r\n\
                          Content-Length: 0\r\nConnection: close\r\n\r\n"
                     )
+                    .into_bytes()
+                } else if n >= 200 {
+                    // A JSON document whose ignored member holds a byte that is not UTF-8.
+                    let mut r =
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"x\":\"".to_vec();
+                    r.extend_from_slice(b"\x92\"}");
+                    r
                 } else {
                     let body = "x".repeat(64);
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     )
+                    .into_bytes()
                 };
                 answer(stream, &response);
             }
@@ -417,5 +430,8 @@ mod tests {
         assert_eq!(err.0, "response body is larger than 63 bytes");
         let body = fetch.get(&start, "application/json", 64).await.unwrap();
         assert_eq!(body.len(), 64);
+        hits.store(200, Ordering::SeqCst);
+        let err = fetch.get(&start, "application/json", 64).await.unwrap_err();
+        assert_eq!(err.0, "response body is not UTF-8");
     }
 }

@@ -168,5 +168,7 @@ pub fn discovery_jwks_uri(issuer: &str, body: &[u8]) -> Option<String> {
     use crate::token::jwt::discovery::{Discovered, MetadataDocument};
     let http = crate::http_fetch::HttpFetch::new(Duration::from_secs(1), 3, false).ok()?;
     let discovered = Discovered::new(issuer, MetadataDocument::OpenIdConfiguration, &http).ok()?;
+    // What the fetch hands the reader: a body that is UTF-8 (`http_fetch::read_body`).
+    std::str::from_utf8(body).ok()?;
     discovered.read(body, &http).ok().map(|url| url.to_string())
 }
